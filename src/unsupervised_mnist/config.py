@@ -1,0 +1,153 @@
+"""params.yaml -> frozen, validated dataclasses.
+
+params.yaml is the single source of every knob: there are no defaults in code, so a missing key is an
+error just like an unknown one. Each field carries its rule in `metadata`; `parse_params` walks the
+dataclasses, checks every key and stops at the first bad one with a single line such as
+    params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from unsupervised_mnist.errors import ParamsError
+
+PARAMS_FILE = "params.yaml"
+
+
+# ---------------------------------------------------------------- rules a field can carry
+def one_of(*allowed: str) -> Any:
+    return field(metadata={"one_of": allowed})
+
+
+def in_range(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Any:
+    return field(metadata={"range": (lo, hi, lo_open, hi_open)})
+
+
+def _check_rule(key: str, value: Any, meta: typing.Mapping[str, Any], origin: str) -> None:
+    if "one_of" in meta and value not in meta["one_of"]:
+        raise ParamsError(f"{origin}: {key}={value!r} is not one of {', '.join(meta['one_of'])}")
+    if "range" in meta and value is not None:
+        lo, hi, lo_open, hi_open = meta["range"]
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            too_low = v <= lo if lo_open else v < lo
+            too_high = v >= hi if hi_open else v > hi
+            if too_low or too_high:
+                left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+                raise ParamsError(f"{origin}: {key}={value!r} is out of range, expected {left}{lo}, {hi}{right}")
+
+
+# ---------------------------------------------------------------- the sections
+@dataclass(frozen=True)
+class DataParams:
+    source: str = one_of("mnist5k", "mnist", "fashion-mnist", "idx")
+    path: str | None = field()  # folder of IDX files; required for idx, optional for mnist/fashion-mnist
+    url: str | None = field()  # download mirror for mnist/fashion-mnist; null = the official ones
+    test_fraction: float = in_range(0.0, 1.0, lo_open=True, hi_open=True)  # only without an official test split
+    val_fraction: float = in_range(0.0, 1.0, lo_open=True, hi_open=True)  # taken from train, stratified
+    subset_fraction: float = in_range(0.0, 1.0, lo_open=True)  # stratified share of each source split kept
+
+    def check(self, origin: str) -> None:
+        if self.source == "idx" and not self.path:
+            raise ParamsError(f"{origin}: data.path is required when data.source='idx' (a folder of IDX files)")
+
+
+@dataclass(frozen=True)
+class NoiseParams:
+    kind: str = one_of("gaussian", "salt_pepper", "mask")
+    level: float = in_range(0.0, 1.0)  # std for gaussian, probability for salt_pepper and mask
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = in_range(0, 2**31 - 1)
+    data: DataParams = field()
+    noise: NoiseParams = field()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def section_hash(self, *sections: str) -> str:
+        """A short, stable hash of some sections: names checkpoints and tags runs."""
+        wanted = {name: self.to_dict()[name] for name in sections}
+        return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- parsing
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+
+
+def _coerce(key: str, value: Any, tp: Any, origin: str) -> Any:
+    """Check `value` against the annotation `tp`; return it in the right Python type."""
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ParamsError(f"{origin}: {key} must be a mapping, got {value!r}")
+        return _build(tp, value, f"{key}.", origin)
+    args = typing.get_args(tp)
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0], origin)
+    if typing.get_origin(tp) is list:
+        if not isinstance(value, list) or not value:
+            raise ParamsError(f"{origin}: {key}={value!r} must be a non-empty list of {_type_name(args[0])}")
+        return [_coerce(f"{key}[{i}]", v, args[0], origin) for i, v in enumerate(value)]
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ParamsError(f"{origin}: {key}={value!r} must be of type {_type_name(tp)}")
+    return float(value) if tp is float else value
+
+
+def _build(cls: type, mapping: dict[str, Any], prefix: str, origin: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in mapping:
+        if key not in names:
+            raise ParamsError(f"{origin}: unknown key {prefix}{key} (allowed: {', '.join(names)})")
+    values = {}
+    for f in dataclasses.fields(cls):
+        key = prefix + f.name
+        if f.name not in mapping:
+            raise ParamsError(f"{origin}: {key} is missing")
+        values[f.name] = _coerce(key, mapping[f.name], hints[f.name], origin)
+        _check_rule(key, values[f.name], f.metadata, origin)
+    obj = cls(**values)
+    if hasattr(obj, "check"):
+        obj.check(origin)
+    return obj
+
+
+def parse_params(mapping: Any, origin: str = PARAMS_FILE) -> Params:
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"{origin}: expected a mapping of sections at the top level")
+    return _build(Params, mapping, "", origin)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        mapping = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    return parse_params(mapping, str(path))
