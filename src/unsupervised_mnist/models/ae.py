@@ -1,0 +1,29 @@
+"""Autoencoder: stacked (MLP) or convolutional, trained as a denoising AE (Vincent et al., 2008)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unsupervised_mnist.models.blocks import decoder, encoder
+
+
+class AutoEncoder(nn.Module):
+    def __init__(self, latent_dim: int, arch: str, hidden: list[int], channels: list[int]):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = encoder(arch, latent_dim, hidden, channels)
+        self.decoder = decoder(arch, latent_dim, hidden, channels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Image -> reconstructed (denoised) image: one tensor in, one out."""
+        return self.decode(self.encode(x))

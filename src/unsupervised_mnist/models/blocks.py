@@ -1,0 +1,62 @@
+"""Encoder and decoder stacks shared by the models: stacked MLP or strided convolutions.
+
+Decoders return logits; models apply the sigmoid in `decode`, and the losses use the numerically
+stable `*_with_logits` forms.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+def mlp_encoder(out_dim: int, hidden: list[int]) -> nn.Sequential:
+    """784 -> hidden[0] -> ... -> out_dim (a stacked autoencoder's encoder)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = 28 * 28
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, out_dim))
+
+
+def mlp_decoder(in_dim: int, hidden: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = in_dim
+    for h in reversed(hidden):
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    return nn.Sequential(*layers, nn.Linear(width, 28 * 28), nn.Unflatten(1, IMAGE_SHAPE))
+
+
+def conv_encoder(out_dim: int, channels: list[int], *, leaky: bool = False) -> nn.Sequential:
+    """28x28 -> 14x14 -> 7x7 with 4x4 stride-2 convolutions (channels has two entries), then linear."""
+    c1, c2 = channels
+    act = nn.LeakyReLU(0.2) if leaky else nn.ReLU()
+    return nn.Sequential(
+        nn.Conv2d(1, c1, 4, 2, 1), act,
+        nn.Conv2d(c1, c2, 4, 2, 1), act,
+        nn.Flatten(),
+        nn.Linear(c2 * 7 * 7, out_dim),
+    )
+
+
+def conv_decoder(in_dim: int, channels: list[int], *, batch_norm: bool = False) -> nn.Sequential:
+    """in_dim -> 7x7 -> 14x14 -> 28x28 with transposed convolutions (DCGAN-style, sized for 28x28)."""
+    c1, c2 = channels
+    norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
+    return nn.Sequential(
+        nn.Linear(in_dim, c2 * 7 * 7),
+        nn.Unflatten(1, (c2, 7, 7)), norm(c2), nn.ReLU(),
+        nn.ConvTranspose2d(c2, c1, 4, 2, 1), norm(c1), nn.ReLU(),
+        nn.ConvTranspose2d(c1, 1, 4, 2, 1),
+    )
+
+
+def encoder(arch: str, out_dim: int, hidden: list[int], channels: list[int]) -> nn.Sequential:
+    return conv_encoder(out_dim, channels) if arch == "conv" else mlp_encoder(out_dim, hidden)
+
+
+def decoder(arch: str, in_dim: int, hidden: list[int], channels: list[int]) -> nn.Sequential:
+    return conv_decoder(in_dim, channels, batch_norm=True) if arch == "conv" else mlp_decoder(in_dim, hidden)

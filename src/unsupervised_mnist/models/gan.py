@@ -1,0 +1,58 @@
+"""DCGAN sized for 28x28 (Radford et al., 2016) with an encoder trained to invert the generator.
+
+The encoder E maps an image to the z that G would turn back into it, so the GAN has `encode`/`decode`
+like the autoencoders and takes part in reconstruction and clustering. E is trained jointly with G on
+two terms: latent regression on G's own samples, ||E(G(z)) - z||^2, and image reconstruction of real
+(possibly noisy) images, G(E(x)) ~ x (as in "inverting the generator" and the ALI/BiGAN line).
+The discriminator's penultimate features are a second code (`features`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from unsupervised_mnist.models.blocks import conv_decoder, conv_encoder
+
+
+class Discriminator(nn.Module):
+    def __init__(self, channels: list[int], feature_dim: int = 256):
+        super().__init__()
+        # No batch norm: it would break the gradient penalty of WGAN-GP (Gulrajani et al., 2017).
+        self.body = nn.Sequential(conv_encoder(feature_dim, channels, leaky=True), nn.LeakyReLU(0.2))
+        self.head = nn.Linear(feature_dim, 1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x)).squeeze(1)
+
+
+class GAN(nn.Module):
+    def __init__(self, latent_dim: int, channels: list[int]):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.generator = conv_decoder(latent_dim, channels, batch_norm=True)
+        self.discriminator = Discriminator(channels)
+        self.encoder = conv_encoder(latent_dim, channels)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(x)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.generator(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.generator(z))
+
+    def sample(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn((n, self.latent_dim), generator=generator, device=next(self.parameters()).device)
+        return self.decode(z)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminator.features(x)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Code -> image: the generator, single tensor in and out."""
+        return self.decode(z)

@@ -1,0 +1,170 @@
+"""The training engine: the whole split on the device, batches drawn by index, one host sync per epoch.
+
+Per epoch: a permutation and a fresh draw of training noise, each from a generator seeded by
+(seed, epoch), so an epoch's batches do not depend on what ran before it and a resumed run replays
+exactly what an uninterrupted one would have done. Losses are summed on the device; the first step
+with a non-finite loss is recorded there too, and everything is read in one transfer at the end of
+the epoch. A checkpoint (model, optimizers, history) is written atomically after every epoch.
+
+Data parallelism: `rank`/`world_size` give each process a disjoint shard of every permutation.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from unsupervised_mnist.data.noise import add_noise
+from unsupervised_mnist.errors import TrainingError
+from unsupervised_mnist.io import atomic_path
+from unsupervised_mnist.seeding import torch_generator
+from unsupervised_mnist.training.objectives import Objective
+
+VAL_BATCH = 1000
+
+
+def select_device(choice: str) -> torch.device:
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("params.yaml: train.device='cuda' but no CUDA device is available (use auto or cpu)")
+    if choice == "auto":
+        choice = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(choice)
+
+
+def make_deterministic(device: torch.device, threads: int) -> None:
+    if threads:
+        torch.set_num_threads(threads)
+    if device.type == "cuda":
+        # cuBLAS needs a fixed workspace for reproducible matrix products; a few CUDA kernels have no
+        # deterministic version, so there we warn instead of failing.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch.use_deterministic_algorithms(True)
+
+
+@dataclass
+class FitSpec:
+    name: str
+    epochs: int
+    batch_size: int
+    seed: int
+    noise_kind: str
+    noise_level: float
+    checkpoint: Path | None = None
+    stop_after: int | None = None  # end (resumably) after this epoch, as if killed
+    rank: int = 0
+    world_size: int = 1
+    history: list[dict[str, float]] = field(default_factory=list)  # deterministic: goes to metrics
+    seconds: list[float] = field(default_factory=list)  # wall time per epoch run here: goes to timings
+
+
+def _save_state(spec: FitSpec, objective: Objective, epoch: int) -> None:
+    if spec.checkpoint is None or spec.rank != 0:
+        return
+    state = {
+        "epoch": epoch,
+        "model": objective.model.state_dict(),
+        "optimizers": {k: opt.state_dict() for k, opt in objective.optimizers.items()},
+        "history": spec.history,
+    }
+    with atomic_path(spec.checkpoint) as tmp:
+        torch.save(state, tmp)
+
+
+def _load_state(spec: FitSpec, objective: Objective) -> int:
+    """Resume from the checkpoint if there is one; return the first epoch still to run."""
+    if spec.checkpoint is None or not spec.checkpoint.is_file():
+        return 1
+    state = torch.load(spec.checkpoint, map_location=next(objective.model.parameters()).device, weights_only=True)
+    objective.model.load_state_dict(state["model"])
+    for key, optimizer in objective.optimizers.items():
+        optimizer.load_state_dict(state["optimizers"][key])
+    spec.history = list(state["history"])
+    return int(state["epoch"]) + 1
+
+
+@torch.no_grad()
+def _validate(objective: Objective, val_clean: torch.Tensor, val_noisy: torch.Tensor, seed: int) -> dict:
+    objective.model.eval()
+    generator = torch_generator(seed, "validation", device=val_clean.device)  # the same draws every epoch
+    sums: dict[str, torch.Tensor] = {}
+    for start in range(0, len(val_clean), VAL_BATCH):
+        clean, noisy = val_clean[start:start + VAL_BATCH], val_noisy[start:start + VAL_BATCH]
+        for key, value in objective.val_losses(clean, noisy, generator).items():
+            sums[key] = sums.get(key, 0) + value.float() * len(clean)
+    objective.model.train()
+    return {key: total / len(val_clean) for key, total in sums.items()}
+
+
+def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, epoch: int) -> tuple[dict, torch.Tensor]:
+    """One pass over this rank's shard. Returns mean losses and the first non-finite step (-1 if none),
+    all still on the device."""
+    device = train_clean.device
+    perm = torch.randperm(len(train_clean), generator=torch_generator(spec.seed, "perm", epoch, device=device),
+                          device=device)[spec.rank::spec.world_size]
+    noisy_all = train_clean  # a clean -> clean objective reads no noise: skip the draw
+    if objective.denoising:
+        noisy_all = add_noise(train_clean, spec.noise_kind, spec.noise_level,
+                              torch_generator(spec.seed, "train-noise", epoch, device=device))
+    step_generator = torch_generator(spec.seed, "steps", epoch, device=device)
+    sums: dict[str, torch.Tensor] = {}
+    bad_step = torch.full((), -1, dtype=torch.long, device=device)
+    for step, start in enumerate(range(0, len(perm), spec.batch_size)):
+        idx = perm[start:start + spec.batch_size]
+        losses = objective.train_step(train_clean[idx], noisy_all[idx], step_generator)
+        finite = torch.stack([v.float() for v in losses.values()]).isfinite().all()
+        bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0) + value.float() * len(idx)
+    return {key: total / len(perm) for key, total in sums.items()}, bad_step
+
+
+def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor, val_noisy: torch.Tensor,
+        spec: FitSpec, log: Callable[[str], None] = print) -> bool:
+    """Train up to spec.epochs; return True when finished (False when stopped early by stop_after)."""
+    first = _load_state(spec, objective)
+    if first > 1:
+        log(f"{spec.name}: resuming from {spec.checkpoint} after epoch {first - 1}")
+    objective.model.train()
+    epochs = range(first, spec.epochs + 1)
+    progress = None
+    if sys.stdout.isatty() and spec.rank == 0:
+        from tqdm import tqdm
+
+        progress = tqdm(total=spec.epochs, initial=first - 1, desc=spec.name, unit="epoch")
+    for epoch in epochs:
+        started = time.perf_counter()
+        train_means, bad_step = run_epoch(objective, train_clean, spec, epoch)
+        val_means = _validate(objective, val_clean, val_noisy, spec.seed)
+        keys = [f"train/{k}" for k in train_means] + [f"val/{k}" for k in val_means]
+        # The one host<->device sync of the epoch.
+        values = torch.stack([bad_step.float(), *train_means.values(), *val_means.values()]).tolist()
+        if values[0] >= 0:
+            raise TrainingError(
+                f"{spec.name}: loss became NaN or Inf at epoch {epoch}, step {int(values[0])} "
+                f"(lower the learning rate); no model file was written"
+            )
+        row = {"epoch": epoch, **{k: round(v, 6) for k, v in zip(keys, values[1:])}}
+        spec.history.append(row)
+        _save_state(spec, objective, epoch)
+        seconds = time.perf_counter() - started
+        spec.seconds.append(seconds)
+        shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+        if progress is not None:
+            progress.set_postfix_str(shown)
+            progress.update(1)
+        elif spec.rank == 0:
+            log(f"{spec.name} epoch {epoch}/{spec.epochs}  {shown}  ({seconds:.1f} s)")
+        if spec.stop_after is not None and epoch >= spec.stop_after and epoch < spec.epochs:
+            return False
+    if progress is not None:
+        progress.close()
+    return True

@@ -1,0 +1,192 @@
+"""One training objective per model: a step (forward, loss, backward, update) and validation losses.
+
+Steps return their losses as 0-dim tensors still on the device; the engine sums them there and reads
+them once per epoch. Every random draw comes from the generator the engine passes in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unsupervised_mnist.config import Params
+from unsupervised_mnist.models.ae import AutoEncoder
+from unsupervised_mnist.models.gan import GAN
+from unsupervised_mnist.models.vae import VAE, negative_elbo
+
+Losses = dict[str, torch.Tensor]
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 matrix units: any recent CUDA GPU, or a CPU with AMX / AVX512-BF16 (oneDNN uses them)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    if precision == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return precision
+
+
+def autocast_for(device: torch.device, precision: str = "auto") -> Callable[[], contextlib.AbstractContextManager]:
+    """bf16 autocast for the forward pass (no loss scaling needed, unlike fp16); losses stay in fp32."""
+    if resolve_precision(precision, device) == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def recon_mse(model: nn.Module, inputs: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+    """Mean per-pixel MSE of decode(encode(inputs)) against the clean images: comparable across models."""
+    return F.mse_loss(model.decode(model.encode(inputs)).float(), clean)
+
+
+def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+
+
+class Objective:
+    model: nn.Module
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def __init__(self, model: nn.Module, denoising: bool, device: torch.device, precision: str = "auto"):
+        self.model, self.denoising, self.amp = model, denoising, autocast_for(device, precision)
+
+    def inputs(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        return noisy if self.denoising else clean
+
+    def train_step(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator) -> Losses:
+        raise NotImplementedError
+
+    def val_losses(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator) -> Losses:
+        raise NotImplementedError
+
+
+class AEObjective(Objective):
+    """Denoising autoencoder: reconstruct the clean image from its corrupted copy."""
+
+    def __init__(self, model: AutoEncoder, params: Params, device: torch.device):
+        super().__init__(model, params.ae.denoising, device, params.train.precision)
+        self.loss_kind = params.ae.loss
+        self.optimizers = {"ae": torch.optim.Adam(model.parameters(), lr=params.ae.lr)}
+
+    def loss(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+        with self.amp():
+            logits = self.model.decode_logits(self.model.encode(self.inputs(clean, noisy))).float()
+        if self.loss_kind == "bce":
+            return F.binary_cross_entropy_with_logits(logits, clean)
+        return F.mse_loss(torch.sigmoid(logits), clean)
+
+    def train_step(self, clean, noisy, generator):
+        loss = self.loss(clean, noisy)
+        _update(self.optimizers["ae"], loss)
+        return {"loss": loss.detach()}
+
+    def val_losses(self, clean, noisy, generator):
+        return {"loss": self.loss(clean, noisy), "recon_mse": recon_mse(self.model, noisy, clean)}
+
+
+class VAEObjective(Objective):
+    """Negative ELBO per image: summed Bernoulli reconstruction term plus beta * KL."""
+
+    def __init__(self, model: VAE, params: Params, device: torch.device):
+        super().__init__(model, params.vae.denoising, device, params.train.precision)
+        self.beta = params.vae.beta
+        self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=params.vae.lr)}
+
+    def losses(self, clean, noisy, generator) -> Losses:
+        with self.amp():
+            mu, logvar = self.model.posterior(self.inputs(clean, noisy))
+            z = self.model.reparameterize(mu.float(), logvar.float(), generator)
+            logits = self.model.decode_logits(z).float()
+        recon, kl = negative_elbo(logits, clean, mu.float(), logvar.float(), self.beta)
+        return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
+
+    def train_step(self, clean, noisy, generator):
+        losses = self.losses(clean, noisy, generator)
+        _update(self.optimizers["vae"], losses["loss"])
+        return {k: v.detach() for k, v in losses.items()}
+
+    def val_losses(self, clean, noisy, generator):
+        return {**self.losses(clean, noisy, generator), "recon_mse": recon_mse(self.model, noisy, clean)}
+
+
+def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
+    """(||grad D(x_hat)|| - 1)^2 on random interpolates (Gulrajani et al., 2017, eq. 3)."""
+    alpha = torch.rand((len(real), 1, 1, 1), generator=generator, device=real.device)
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return (grad.flatten(1).norm(dim=1) - 1).pow(2).mean()
+
+
+class GANObjective(Objective):
+    """DCGAN step (D, then G) plus an encoder step that learns to invert G."""
+
+    def __init__(self, model: GAN, params: Params, device: torch.device):
+        super().__init__(model, True, device, params.train.precision)
+        p = params.gan
+        self.kind, self.gp_weight, self.encoder_weight = p.loss, p.gp_weight, p.encoder_weight
+        betas = (p.beta1, 0.999) if p.loss != "wgan-gp" else (p.beta1, 0.9)
+        self.optimizers = {
+            part: torch.optim.Adam(getattr(model, part).parameters(), lr=p.lr, betas=betas)
+            for part in ("discriminator", "generator", "encoder")
+        }
+
+    def d_loss(self, real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+        if self.kind == "ns":  # -log D(x) - log(1 - D(G(z))), with D = sigmoid(score)
+            return F.softplus(-real_scores).mean() + F.softplus(fake_scores).mean()
+        if self.kind == "hinge":  # Lim & Ye (2017); Miyato et al. (2018)
+            return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+        return fake_scores.mean() - real_scores.mean()  # Wasserstein critic
+
+    def g_loss(self, fake_scores: torch.Tensor) -> torch.Tensor:
+        if self.kind == "ns":  # the non-saturating -log D(G(z)) of Goodfellow et al. (2014)
+            return F.softplus(-fake_scores).mean()
+        return -fake_scores.mean()
+
+    def encoder_loss(self, z, fake, clean, noisy) -> tuple[torch.Tensor, torch.Tensor]:
+        model = self.model
+        latent = F.mse_loss(model.encode(fake.detach()).float(), z)
+        image = F.binary_cross_entropy_with_logits(model.decode_logits(model.encode(noisy)).float(), clean)
+        return latent, image
+
+    def train_step(self, clean, noisy, generator):
+        model, n = self.model, len(clean)
+        z = torch.randn((n, model.latent_dim), generator=generator, device=clean.device)
+        with self.amp():
+            fake = model.decode(z)
+            d_loss = self.d_loss(model.discriminator(clean).float(), model.discriminator(fake.detach()).float())
+        if self.kind == "wgan-gp":
+            d_loss = d_loss + self.gp_weight * gradient_penalty(model.discriminator, clean, fake.detach(), generator)
+        _update(self.optimizers["discriminator"], d_loss)
+        with self.amp():
+            g_loss = self.g_loss(model.discriminator(fake).float())
+        _update(self.optimizers["generator"], g_loss)
+        with self.amp():
+            latent, image = self.encoder_loss(z, fake, clean, noisy)
+            e_loss = latent + self.encoder_weight * image
+        _update(self.optimizers["encoder"], e_loss)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "e_loss": e_loss.detach()}
+
+    def val_losses(self, clean, noisy, generator):
+        model = self.model
+        z = torch.randn((len(clean), model.latent_dim), generator=generator, device=clean.device)
+        with self.amp():
+            fake = model.decode(z)
+            d_loss = self.d_loss(model.discriminator(clean).float(), model.discriminator(fake).float())
+            g_loss = self.g_loss(model.discriminator(fake).float())
+            latent, image = self.encoder_loss(z, fake, clean, noisy)
+        return {"d_loss": d_loss, "g_loss": g_loss, "e_latent_mse": latent, "e_image_bce": image,
+                "recon_mse": recon_mse(model, noisy, clean)}
+
+
+def make_objective(name: str, model: nn.Module, params: Params, device: torch.device) -> Objective:
+    return {"ae": AEObjective, "vae": VAEObjective, "gan": GANObjective}[name](model, params, device)

@@ -1,0 +1,91 @@
+"""Train one model from params: data to the device, fit, then write the model and its metrics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from unsupervised_mnist.config import Params
+from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
+from unsupervised_mnist.io import sha256_file, write_bytes, write_json
+from unsupervised_mnist.models import build, model_config, save_checkpoint
+from unsupervised_mnist.seeding import derive_seed
+from unsupervised_mnist.training.engine import FitSpec, fit, make_deterministic, select_device
+from unsupervised_mnist.training.objectives import make_objective
+
+CHECKPOINT_DIR = Path(".checkpoints")
+
+
+@dataclass
+class Outputs:
+    model: Path
+    metrics: Path
+    curves: Path
+    timings: Path
+
+    @classmethod
+    def for_model(cls, name: str, root: Path = Path(".")) -> Outputs:
+        return cls(root / f"models/{name}.pt", root / f"metrics/train/{name}.json",
+                   root / f"plots/train/{name}.csv", root / f"reports/timings/{name}.json")
+
+
+def checkpoint_key(name: str, params: Params, train_file: Path) -> str:
+    """Everything that shapes the run: its params and the exact training data."""
+    return f"{name}-{params.section_hash('seed', 'latent_dim', 'noise', 'train', name)}-{sha256_file(train_file)[:12]}"
+
+
+def curves_csv(history: list[dict[str, float]]) -> bytes:
+    buffer = io.StringIO()
+    columns = list(history[0])
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([c.replace("/", "_") for c in columns])
+    writer.writerows([[row[c] for c in columns] for row in history])
+    return buffer.getvalue().encode()
+
+
+def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
+                checkpoint_dir: Path = CHECKPOINT_DIR, stop_after: int | None = None) -> list[dict] | None:
+    """Train `name` ('ae', 'vae' or 'gan'); return its history, or None when stopped by `stop_after`."""
+    outputs = outputs or Outputs.for_model(name)
+    section = getattr(params, name)
+    device = select_device(params.train.device)
+    make_deterministic(device, params.train.threads)
+    started = time.perf_counter()
+
+    train, val = load_split("train", prepared_dir), load_split("val", prepared_dir)
+    train_clean = train.clean.to(device)
+    val_clean, val_noisy = val.clean.to(device), val.noisy.to(device)
+
+    torch.manual_seed(derive_seed(params.seed, "init", name))  # weights are drawn on the CPU: same on any device
+    config = model_config(name, params)
+    model = build(name, config).to(device)
+    if params.train.compile:
+        for child in model.children():
+            child.compile()  # in place: the state_dict keeps its keys
+    objective = make_objective(name, model, params, device)
+
+    spec = FitSpec(
+        name=name, epochs=section.epochs, batch_size=params.train.batch_size, seed=params.seed,
+        noise_kind=params.noise.kind, noise_level=params.noise.level, stop_after=stop_after,
+        checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
+    )
+    if not fit(objective, train_clean, val_clean, val_noisy, spec):
+        return None
+
+    save_checkpoint(outputs.model, name, model, config)
+    final = spec.history[-1]
+    write_json(outputs.metrics, {"epochs": final["epoch"], **{k: v for k, v in final.items() if k != "epoch"}})
+    write_bytes(outputs.curves, curves_csv(spec.history))
+    wall = time.perf_counter() - started
+    images = len(train) * len(spec.seconds)
+    write_json(outputs.timings, {
+        "device": str(device), "wall_s": round(wall, 2), "epochs_run": len(spec.seconds),
+        "train_s": round(sum(spec.seconds), 2), "images_per_s": round(images / max(sum(spec.seconds), 1e-9), 1),
+    })
+    spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
+    return spec.history
