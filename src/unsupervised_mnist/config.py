@@ -123,6 +123,22 @@ class GANParams:
 
 
 @dataclass(frozen=True)
+class ClassifierParams:
+    epochs: int = in_range(1, 100000)
+    lr: float = in_range(0.0, 1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    kmeans_inits: int = in_range(1, 1000)  # k-means restarts (sklearn n_init)
+    manifold: str = one_of("none", "umap")  # umap: N2D-style UMAP of the codes before k-means
+    umap_components: int = in_range(1, 100)
+    umap_neighbors: int = in_range(2, 1000)
+    iwae_k: int = in_range(1, 100000)  # importance samples for the VAE's IWAE bound
+    n_samples: int = in_range(2, 1000000)  # generated images for FID/KID (capped by val/test size)
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = in_range(0, 2**31 - 1)
     latent_dim: int = in_range(1, 4096)  # shared by every model and the PCA baseline
@@ -132,6 +148,8 @@ class Params:
     ae: AEParams = field()
     vae: VAEParams = field()
     gan: GANParams = field()
+    classifier: ClassifierParams = field()
+    evaluate: EvaluateParams = field()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -51,7 +51,7 @@ def split_source(splits: dict[str, tuple[np.ndarray, np.ndarray]], params: Param
 
 def to_unit(images: np.ndarray) -> torch.Tensor:
     """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
-    return torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+    return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0).unsqueeze(1)
 
 
 def prepare(splits: dict[str, tuple[np.ndarray, np.ndarray]], params: Params, out_dir: Path) -> dict:

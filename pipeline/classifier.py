@@ -1,0 +1,37 @@
+"""Stage `classifier`: a small CNN on the clean training split -> models/classifier.pt, metrics/classifier.json
+(test accuracy, and FID/KID/classifier score of real validation vs real test images: the reference)."""
+
+import torch
+
+from unsupervised_mnist import stage
+from unsupervised_mnist.config import Params
+from unsupervised_mnist.data.dataset import load_split
+from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs, train_classifier
+from unsupervised_mnist.evaluation.evaluate import reference_count
+from unsupervised_mnist.evaluation.sample_quality import sample_quality
+from unsupervised_mnist.io import atomic_path, write_json
+from unsupervised_mnist.seeding import derive_seed
+from unsupervised_mnist.training.engine import make_deterministic, select_device
+
+
+def main(params: Params) -> None:
+    device = select_device(params.train.device)
+    make_deterministic(device, params.train.threads)
+    train, val, test = load_split("train"), load_split("val"), load_split("test")
+    model = train_classifier(train, params.classifier.epochs, params.classifier.lr, params.train.batch_size,
+                             derive_seed(params.seed, "classifier"), device)
+    n = reference_count(params, val, test)
+    feats, probs = features_and_probs(model, val.clean[:n].to(device))
+    real, _ = features_and_probs(model, test.clean[:n].to(device))
+    reference = sample_quality(feats.numpy(), probs.numpy(), real.numpy())
+    metrics = {"test_accuracy": accuracy(model, test, device), "reference_n": n,
+               **{f"reference/{k}": v for k, v in reference.items() if not k.startswith("sample_class")}}
+    with atomic_path("models/classifier.pt") as tmp:
+        torch.save({"state_dict": model.state_dict()}, tmp)
+    write_json("metrics/classifier.json", {k: round(v, 6) for k, v in metrics.items()})
+    print(f"classifier: test accuracy {metrics['test_accuracy']:.4f}; real val vs test FID "
+          f"{metrics['reference/fid']:.3f} (n={n})")
+
+
+if __name__ == "__main__":
+    stage.run(main)

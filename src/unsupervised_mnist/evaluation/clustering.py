@@ -1,0 +1,34 @@
+"""k-means on codes, scored against the labels: ACC (Hungarian matching), NMI, ARI."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.cluster import KMeans
+from sklearn.metrics import adjusted_rand_score, confusion_matrix, normalized_mutual_info_score
+
+
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    """Best accuracy over one-to-one maps from clusters to classes (Hungarian matching, as in DEC)."""
+    n = max(labels.max(), clusters.max()) + 1
+    counts = confusion_matrix(clusters, labels, labels=np.arange(n))  # rows: clusters, columns: classes
+    rows, cols = linear_sum_assignment(counts, maximize=True)
+    return float(counts[rows, cols].sum() / len(labels))
+
+
+def kmeans_scores(codes: np.ndarray, labels: np.ndarray, k: int, n_init: int, seed: int) -> dict[str, float]:
+    clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed % 2**32).fit_predict(codes.astype(np.float64))
+    return {
+        "acc": cluster_accuracy(labels, clusters),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+    }
+
+
+def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed: int) -> np.ndarray:
+    """N2D-style manifold step (McConville et al., 2019): UMAP of the codes to a few dimensions."""
+    import umap  # lazy: umap-learn pulls in numba, slow to import
+
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=0.0,
+                        random_state=seed % 2**32, n_jobs=1)
+    return reducer.fit_transform(codes.astype(np.float32))

@@ -1,0 +1,74 @@
+"""The summary: one row per representation, the noisy-input floor and the real-data reference."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from unsupervised_mnist.evaluation.representations import REPRESENTATIONS
+from unsupervised_mnist.io import read_json, write_bytes
+
+COLUMNS = {  # metric key -> column title; higher is better unless the title says otherwise
+    "test/psnr_db": "denoise PSNR dB",
+    "test/ssim": "denoise SSIM",
+    "test/recon_mse": "denoise MSE (lower)",
+    "test/clean_psnr_db": "clean PSNR dB",
+    "test/kmeans_acc": "k-means ACC",
+    "test/kmeans_nmi": "k-means NMI",
+    "test/kmeans_ari": "k-means ARI",
+    "test/umap_kmeans_acc": "UMAP+k-means ACC",
+    "test/fid": "FID (lower)",
+    "test/kid": "KID (lower)",
+    "test/classifier_score": "classifier score",
+    "test/neg_elbo": "-ELBO nats (lower)",
+    "test/iwae_nll": "-IWAE nats (lower)",
+}
+
+
+def summary_table(metrics_dir: Path = Path("metrics")) -> pd.DataFrame:
+    rows = {}
+    evaluated = {name: read_json(metrics_dir / "eval" / f"{name}.json") for name in REPRESENTATIONS}
+    first = next(iter(evaluated.values()))
+    rows["noisy input (floor)"] = {"test/psnr_db": first["test/noisy_input_psnr_db"]}
+    rows |= evaluated
+    classifier = read_json(metrics_dir / "classifier.json")
+    rows["real val vs test (reference)"] = {
+        "test/fid": classifier["reference/fid"], "test/kid": classifier["reference/kid"],
+        "test/classifier_score": classifier["reference/classifier_score"],
+    }
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table = table[[key for key in COLUMNS if key in table.columns]].rename(columns=COLUMNS)
+    table.index.name = "representation"
+    return table
+
+
+def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metrics")) -> pd.DataFrame:
+    table = summary_table(metrics_dir)
+    data = read_json(metrics_dir / "data.json")
+    classifier = read_json(metrics_dir / "classifier.json")
+    write_bytes(out_dir / "summary.csv", table.to_csv(float_format="%.4f").encode())
+    splits = ", ".join(f"{name} {s['n']}" for name, s in data["splits"].items())
+    figures = "\n".join(
+        f"| {name} | " + " | ".join(
+            f"![{fig}](../plots/eval/{name}/{fig}.png)" if (Path("plots/eval") / name / f"{fig}.png").exists() else ""
+            for fig in ("recon", "samples", "latent_2d", "interpolation")) + " |"
+        for name in REPRESENTATIONS)
+    markdown = f"""# Summary
+
+Data: `{data['source']}` ({splits}); noise: {data['noise']['kind']} {data['noise']['level']}.
+Denoising: reconstruction of the noisy test images against the clean ones. Clustering: k-means on the
+codes of the clean test images (ACC after Hungarian matching). Sample quality: in the feature space of
+a CNN trained on the clean training split (test accuracy {classifier['test_accuracy']:.4f}),
+{classifier['reference_n']} samples against as many real test images; the reference row compares real
+validation with real test images at the same count. PCA has the models' latent_dim; pixels are the
+raw 784 dimensions. AE and PCA samples come from a Gaussian fitted to their training codes.
+
+{table.map(lambda v: "–" if pd.isna(v) else f"{v:.4f}").to_markdown(stralign="right")}
+
+| representation | reconstructions (clean / noisy / from noisy / from clean) | samples | latent space | interpolation |
+|---|---|---|---|---|
+{figures}
+"""
+    write_bytes(out_dir / "summary.md", markdown.encode())
+    return table

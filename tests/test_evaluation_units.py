@@ -1,0 +1,94 @@
+"""Evaluation pieces with known answers."""
+
+import numpy as np
+import pytest
+import torch
+
+from unsupervised_mnist.evaluation.clustering import cluster_accuracy, kmeans_scores
+from unsupervised_mnist.evaluation.likelihood import vae_bounds
+from unsupervised_mnist.evaluation.metrics import bce_per_image, psnr_db, ssim_per_image
+from unsupervised_mnist.evaluation.representations import PCARepresentation, PixelRepresentation
+from unsupervised_mnist.evaluation.sample_quality import classifier_score, frechet_distance, kernel_inception_distance
+from unsupervised_mnist.models.vae import VAE
+
+
+def test_acc_of_a_permuted_labelling_is_one():
+    labels = np.repeat(np.arange(10), 7)
+    clusters = (labels * 3 + 4) % 10  # a relabelling, not the identity
+    assert cluster_accuracy(labels, clusters) == 1.0
+
+
+def test_acc_of_a_hand_made_confusion_matrix():
+    # Clusters x classes:  c0: 5 of class 0, 1 of class 1;  c1: 2 of class 0, 2 of class 1;  c2: 4 of class 2.
+    # Best one-to-one map: c0->0 (5), c1->1 (2), c2->2 (4): 11 of 14.
+    labels = np.array([0] * 5 + [1] + [0] * 2 + [1] * 2 + [2] * 4)
+    clusters = np.array([0] * 6 + [1] * 4 + [2] * 4)
+    assert cluster_accuracy(labels, clusters) == pytest.approx(11 / 14)
+
+
+def test_kmeans_on_separated_blobs_is_perfect():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(4), 50)
+    codes = rng.normal(size=(200, 3)) * 0.05 + np.eye(4, 3)[labels] * 5
+    assert kmeans_scores(codes, labels, 4, 5, 0) == {"acc": 1.0, "nmi": 1.0, "ari": 1.0}
+
+
+def test_psnr_from_a_known_mse():
+    target = torch.zeros(2, 1, 28, 28)
+    x = torch.full((2, 1, 28, 28), 0.1)  # MSE 0.01 -> 20 dB
+    assert psnr_db(x, target).tolist() == pytest.approx([20.0, 20.0], abs=1e-4)
+
+
+def test_ssim_is_one_for_identical_images_and_lower_with_noise():
+    x = torch.rand(3, 1, 28, 28)
+    assert ssim_per_image(x, x).tolist() == pytest.approx([1.0] * 3)
+    assert (ssim_per_image((x + 0.3 * torch.randn_like(x)).clamp(0, 1), x) < 0.9).all()
+
+
+def test_bce_per_image_of_a_perfect_binary_reconstruction_is_near_zero():
+    x = (torch.rand(2, 1, 28, 28) > 0.5).float()
+    assert bce_per_image(x, x).max() < 1e-3
+    assert bce_per_image(torch.full_like(x, 0.5), x).tolist() == pytest.approx([784 * np.log(2)] * 2, rel=1e-5)
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise():
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(500, 16))
+    assert frechet_distance(feats, feats) == pytest.approx(0.0, abs=1e-6)
+    distances = [frechet_distance(feats, feats + rng.normal(scale=s, size=feats.shape)) for s in (0.1, 0.5, 1.0)]
+    assert 0 < distances[0] < distances[1] < distances[2]
+
+
+def test_kid_is_about_zero_for_the_same_distribution_and_positive_for_a_shift():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
+    assert abs(kernel_inception_distance(a, b)) < 0.05
+    assert kernel_inception_distance(a, b + 1.0) > 0.5
+
+
+def test_classifier_score_bounds():
+    confident = np.eye(10)[np.arange(100) % 10]
+    assert classifier_score(confident) == pytest.approx(10.0, rel=1e-6)
+    assert classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)
+
+
+def test_iwae_bound_is_tighter_than_the_elbo():
+    torch.manual_seed(0)
+    model = VAE(4, "mlp", [32], [8, 8]).eval()
+    x = (torch.rand(16, 1, 28, 28) > 0.7).float()
+    neg_elbo, neg_iwae = vae_bounds(model, x, x, 64, torch.Generator().manual_seed(0))
+    assert neg_elbo.shape == neg_iwae.shape == (16,)
+    assert (neg_iwae <= neg_elbo).all()
+    one_elbo, one_iwae = vae_bounds(model, x, x, 1, torch.Generator().manual_seed(0))
+    assert torch.allclose(one_elbo, one_iwae, rtol=0.02)  # K = 1: equal up to the KL's MC noise
+
+
+def test_pca_baseline_round_trip_at_full_rank_and_pixels_identity():
+    torch.manual_seed(0)
+    train = torch.rand(200, 1, 28, 28)
+    pca = PCARepresentation(train, 10, 0)
+    assert pca.encode(train[:5]).shape == (5, 10) and pca.latent_dim == 10
+    decoded = pca.decode(pca.encode(train[:5]))
+    assert decoded.shape == (5, 1, 28, 28) and 0 <= decoded.min() and decoded.max() <= 1
+    pixels = PixelRepresentation()
+    assert torch.equal(pixels.decode(pixels.encode(train[:3])), train[:3])
