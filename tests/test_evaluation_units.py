@@ -92,3 +92,14 @@ def test_pca_baseline_round_trip_at_full_rank_and_pixels_identity():
     assert decoded.shape == (5, 1, 28, 28) and 0 <= decoded.min() and decoded.max() <= 1
     pixels = PixelRepresentation()
     assert torch.equal(pixels.decode(pixels.encode(train[:3])), train[:3])
+
+
+def test_umap_without_the_package_is_a_params_error(monkeypatch):
+    import sys
+
+    from unsupervised_mnist.errors import ParamsError
+    from unsupervised_mnist.evaluation.clustering import umap_embedding
+
+    monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
+    with pytest.raises(ParamsError, match=r"evaluate.manifold='umap' needs umap-learn"):
+        umap_embedding(np.zeros((10, 2)), 2, 5, 0)

@@ -7,6 +7,8 @@ from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, confusion_matrix, normalized_mutual_info_score
 
+from unsupervised_mnist.errors import ParamsError
+
 
 def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     """Best accuracy over one-to-one maps from clusters to classes (Hungarian matching, as in DEC)."""
@@ -27,7 +29,11 @@ def kmeans_scores(codes: np.ndarray, labels: np.ndarray, k: int, n_init: int, se
 
 def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed: int) -> np.ndarray:
     """N2D-style manifold step (McConville et al., 2019): UMAP of the codes to a few dimensions."""
-    import umap  # lazy: umap-learn pulls in numba, slow to import
+    try:
+        import umap  # lazy: umap-learn pulls in numba, slow to import
+    except ImportError:
+        raise ParamsError("params.yaml: evaluate.manifold='umap' needs umap-learn "
+                          "(pip install -e \".[umap]\"), or set evaluate.manifold: none") from None
 
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=0.0,
                         random_state=seed % 2**32, n_jobs=1)
