@@ -11,7 +11,7 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
-from unsupervised_mnist.evaluation.evaluate import evaluate, evaluated_paths
+from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluated_paths
 from unsupervised_mnist.evaluation.figures import save_figures
 from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
 from unsupervised_mnist.io import write_json
@@ -39,16 +39,10 @@ def main(params: Params) -> None:
     metrics, extra = evaluate(name, rep, params, train, val, test, load_classifier(device))
     metrics_path, plots_dir = evaluated_paths(name)
     with torch.no_grad():
-        save_figures(plots_dir, name, rep, test.clean.to(_device(rep)), test.noisy.to(_device(rep)), test.labels,
+        save_figures(plots_dir, name, rep, test.clean.to(device_of(rep)), test.noisy.to(device_of(rep)), test.labels,
                      extra["codes"], extra["samples"])
     write_json(metrics_path, metrics)
     print(f"evaluate {name}: " + json.dumps({k: v for k, v in metrics.items() if "class_share" not in k}))
-
-
-def _device(rep) -> torch.device:
-    from unsupervised_mnist.evaluation.evaluate import device_of
-
-    return device_of(rep)
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def draw_samples(name: str, rep, n: int, train_codes: torch.Tensor, seed: int, d
     (latent-space generation without a prior); raw pixels do not generate."""
     generator = torch_generator(seed, "samples", name, device=device)
     if hasattr(rep, "sample"):
-        return batched(lambda _: rep.sample(n, generator), torch.zeros(1), device)
+        return rep.sample(n, generator).float().cpu()
     if name == "pixels":
         return None
     codes = train_codes.double()
