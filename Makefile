@@ -7,7 +7,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: pipeline test install lint clean-venv
+.PHONY: pipeline test install lint ui mlflow-server retrain smoke-retrain clean-venv
 
 pipeline: install  ## create the venv, install, run the whole pipeline (dvc repro)
 	dvc repro
@@ -25,6 +25,30 @@ $(VENV)/.installed: pyproject.toml
 
 lint: install
 	ruff check src pipeline tests bench
+
+# Tiny params for a quick end-to-end run (CI's smoke retrain): a few hundred images, one or two epochs.
+SMOKE := -S data.subset_fraction=0.2 -S train.batch_size=32 -S ae.epochs=2 -S vae.epochs=1 -S gan.epochs=1 \
+         -S classifier.epochs=1 -S evaluate.kmeans_inits=2 -S evaluate.iwae_k=8 -S register.gan.floor=1000
+ARGS ?=
+
+# retrain and smoke-retrain expect `make install` done (the workflows run it first): no install
+# dependency, so that a scratch clone can borrow this venv (make -C clone smoke-retrain VENV=...).
+retrain:  ## dvc repro + params/metrics diffs + registry decisions -> reports/retrain.md (ARGS="--base REF -S k=v")
+	scripts/retrain $(ARGS)
+
+smoke-retrain:  ## the same on tiny params (edits params.yaml: run it in a scratch clone)
+	scripts/retrain $(SMOKE) $(ARGS)
+
+ui: install  ## the MLflow UI over the local store (with a shared server, open its URL instead)
+	mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
+
+# A team's tracking server: PostgreSQL for runs and registry, artifacts proxied by the server
+# (a folder here; s3://bucket/prefix with MLFLOW_S3_ENDPOINT_URL for MinIO). See docs/scale-out.md.
+MLFLOW_BACKEND ?= postgresql://mlflow@127.0.0.1:5432/mlflow
+MLFLOW_ARTIFACTS ?= ./mlartifacts
+mlflow-server: install  ## mlflow server on MLFLOW_BACKEND (PostgreSQL), artifacts in MLFLOW_ARTIFACTS
+	mlflow server --backend-store-uri "$(MLFLOW_BACKEND)" --artifacts-destination "$(MLFLOW_ARTIFACTS)" \
+	    --host 127.0.0.1 --port 5000
 
 clean-venv:
 	rm -rf $(VENV)

@@ -24,8 +24,8 @@ from torch import nn
 
 from unsupervised_mnist.config import load_params
 from unsupervised_mnist.data import sources
+from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.idx import encode_idx
-from unsupervised_mnist.data.prepare import to_unit
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.training.engine import FitSpec, make_deterministic, run_epoch, select_device
 from unsupervised_mnist.training.objectives import AEObjective, Objective, resolve_precision

@@ -15,6 +15,7 @@ from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluate
 from unsupervised_mnist.evaluation.figures import save_figures
 from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
 from unsupervised_mnist.io import write_json
+from unsupervised_mnist.tracking.runs import log_evaluation
 from unsupervised_mnist.training.engine import make_deterministic, select_device
 
 
@@ -42,6 +43,7 @@ def main(params: Params) -> None:
         save_figures(plots_dir, name, rep, test.clean.to(device_of(rep)), test.noisy.to(device_of(rep)), test.labels,
                      extra["codes"], extra["samples"])
     write_json(metrics_path, metrics)
+    log_evaluation(params, name, metrics, sorted(plots_dir.glob("*.png")))
     print(f"evaluate {name}: " + json.dumps({k: v for k, v in metrics.items() if "class_share" not in k}))
 
 

@@ -1,18 +1,35 @@
 """Stage `train@<model>`: python pipeline/train.py {ae,vae,gan}."""
 
+import subprocess
 import sys
 
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.models import MODEL_NAMES
-from unsupervised_mnist.training.train import train_model
+from unsupervised_mnist.tracking.runs import finish_training_run, run_file, start_training_run, write_run_file
+from unsupervised_mnist.training.distributed import teardown, torchrun_command, world_from_env
+from unsupervised_mnist.training.train import Outputs, train_model
 
 
 def main(params: Params) -> None:
     if len(sys.argv) != 2 or sys.argv[1] not in MODEL_NAMES:
         raise UserError(f"usage: python pipeline/train.py {{{','.join(MODEL_NAMES)}}}")
-    train_model(sys.argv[1], params)
+    name, world = sys.argv[1], world_from_env()
+    if params.train.nproc_per_node > 1 and not world.distributed:
+        # The dvc.yaml command stays the same: relaunch this script under torchrun, one process per rank.
+        sys.exit(subprocess.run(torchrun_command(params.train.nproc_per_node, __file__, name)).returncode)
+    run_id = start_training_run(params, name) if world.is_main else None  # None when tracking is off
+    try:
+        history = train_model(name, params, world=world)
+    except BaseException:
+        finish_training_run(params, run_id, None, [], failed=True)
+        raise
+    finally:
+        teardown(world)
+    if world.is_main:
+        finish_training_run(params, run_id, history, [Outputs.for_model(name).curves])
+        write_run_file(run_file(name), run_id)
 
 
 if __name__ == "__main__":

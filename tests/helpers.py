@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +19,9 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "UMNIST_MLFLOW": "off"}
+ENV.pop("MLFLOW_TRACKING_URI", None)  # tests choose their store themselves
+# With MLflow tracking on, into the copy's own sqlite:///mlflow.db unless a test sets MLFLOW_TRACKING_URI.
+TRACKED_ENV = {**ENV, "UMNIST_MLFLOW": "on"}
 
 # Small enough for CI: 1,000 mnist5k images (720 train / 80 val / 200 test), one or two epochs.
 TINY = {"data.subset_fraction": 0.2}
@@ -34,11 +43,12 @@ def write_params(folder: Path, overrides: dict[str, Any] | None = None) -> None:
     (folder / "params.yaml").write_text(yaml.safe_dump(params_with({**TINY, **(overrides or {})}), sort_keys=False))
 
 
-def run_stage(folder: Path, stage: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_stage(folder: Path, stage: str, *args: str, check: bool = True,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run pipeline/<stage>.py with `folder` as the working directory, as DVC would."""
     result = subprocess.run(
         [sys.executable, str(REPO / "pipeline" / f"{stage}.py"), *args],
-        cwd=folder, env=ENV, capture_output=True, text=True,
+        cwd=folder, env=env or ENV, capture_output=True, text=True,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"stage {stage} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -68,10 +78,76 @@ def git(folder: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=folder, env=env, capture_output=True, text=True, check=True).stdout
 
 
-def dvc(folder: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def dvc(folder: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     bin_dir = str(Path(sys.executable).parent)
-    env = {**ENV, "PATH": bin_dir + os.pathsep + ENV.get("PATH", "")}
+    env = env or ENV
+    env = {**env, "PATH": bin_dir + os.pathsep + env.get("PATH", "")}
     result = subprocess.run([str(Path(bin_dir) / "dvc"), *args], cwd=folder, env=env, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]:
+    """`mlflow server` on 127.0.0.1 (one worker, no job runner) until the block ends; yields its URL."""
+    port = free_port()
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--backend-store-uri", backend_uri,
+               "--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {**ENV, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url + "/health", timeout=2).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"mlflow server did not start:\n{log.read_text()[-3000:]}") from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's `postgresql`); yields a database URI.
+    PostgreSQL refuses to run as root, so as root (CI) it runs as the `postgres` user."""
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if not bins:
+        raise AssertionError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
+    bin_dir = bins[-1].parent
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="umnist-pg-"))  # not under pytest's 0700 tmp: postgres must reach it
+    data, port = folder / "data", free_port()
+    if as_user:
+        shutil.chown(folder, "postgres")
+    folder.chmod(0o755)
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_user, *command], check=True, capture_output=True, text=True)
+
+    try:
+        run(str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust")
+        run(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
+            f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}", "start")
+        run(str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow")
+        yield f"postgresql://mlflow@127.0.0.1:{port}/mlflow"
+    finally:
+        subprocess.run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)

@@ -5,21 +5,16 @@ import json
 import time
 
 import pytest
-from helpers import copy_repo, dvc, write_params
+from helpers import TRACKED_ENV, dvc
 
 pytestmark = pytest.mark.slow
 
-TINY_TRAINING = {"train.batch_size": 32, "ae.epochs": 6, "vae.epochs": 2, "gan.epochs": 1, "classifier.epochs": 1,
-                 "evaluate.kmeans_inits": 2, "evaluate.iwae_k": 8}
 REPRESENTATIONS = ["ae", "vae", "gan", "pca", "pixels"]
 
 
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory):
-    folder = copy_repo(tmp_path_factory.mktemp("repo"))
-    write_params(folder, TINY_TRAINING)
-    dvc(folder, "repro")
-    return folder
+@pytest.fixture
+def repo(tiny_repo):
+    return tiny_repo
 
 
 def test_repro_writes_outputs_and_is_up_to_date(repo):
@@ -27,7 +22,7 @@ def test_repro_writes_outputs_and_is_up_to_date(repo):
                  "models/ae.pt", "models/classifier.pt", "reports/summary.md", "plots/eval/vae/samples.png"):
         assert (repo / name).is_file(), name
     start = time.perf_counter()
-    result = dvc(repo, "repro")
+    result = dvc(repo, "repro", env=TRACKED_ENV)
     assert "Data and pipelines are up to date." in result.stdout
     assert time.perf_counter() - start < 10  # generous for CI; measured by hand: about 1 s
     assert "changed" not in dvc(repo, "status").stdout
@@ -67,7 +62,7 @@ def test_bad_param_stops_repro_before_outputs_are_touched(repo):
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("kind: gaussian", "kind: gauss"))
     try:
-        result = dvc(repo, "repro", check=False)
+        result = dvc(repo, "repro", check=False, env=TRACKED_ENV)
     finally:
         (repo / "params.yaml").write_text(params)
     assert result.returncode != 0

@@ -71,8 +71,9 @@ class TrainParams:
     device: str = one_of("auto", "cpu", "cuda")  # auto: CUDA when present
     compile: bool = field()  # torch.compile the models
     precision: str = one_of("auto", "fp32", "bf16")  # auto: bf16 where the chip has bf16 units
-    batch_size: int = in_range(1, 65536)
-    threads: int = in_range(0, 1024)  # CPU threads for torch; 0 = torch's default
+    batch_size: int = in_range(1, 65536)  # the global batch: split over the processes under torchrun
+    threads: int = in_range(0, 1024)  # CPU threads for torch (per process); 0 = torch's default
+    nproc_per_node: int = in_range(1, 1024)  # > 1: train under torchrun (DDP) with this many processes
 
 
 def _check_channels(section: str, channels: list[int], origin: str) -> None:
@@ -139,6 +140,36 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class MLflowParams:
+    enabled: bool = field()  # false, or env UMNIST_MLFLOW=off: no tracking; register only writes its report
+    experiment: str = field()  # one experiment for every run of the pipeline
+    model_prefix: str = field()  # registered names: <prefix>-ae-denoiser, <prefix>-gan-generator, ...
+
+    def check(self, origin: str) -> None:
+        for key in ("experiment", "model_prefix"):
+            if not getattr(self, key).strip():
+                raise ParamsError(f"{origin}: mlflow.{key} must not be empty")
+
+
+@dataclass(frozen=True)
+class GateParams:
+    """The quality gate of one model: `champion` moves only when `metric` passes `floor` and beats
+    the current champion's by at least `min_improvement`."""
+
+    metric: str = field()  # a key of metrics/eval/<model>.json, e.g. test/psnr_db
+    goal: str = one_of("max", "min")  # whether higher or lower is better
+    min_improvement: float = in_range(0.0, 1e12)  # in the metric's own units
+    floor: float = field()  # the worst acceptable value: a minimum for goal max, a maximum for goal min
+
+
+@dataclass(frozen=True)
+class RegisterParams:
+    ae: GateParams = field()
+    vae: GateParams = field()
+    gan: GateParams = field()
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = in_range(0, 2**31 - 1)
     latent_dim: int = in_range(1, 4096)  # shared by every model and the PCA baseline
@@ -150,6 +181,8 @@ class Params:
     gan: GANParams = field()
     classifier: ClassifierParams = field()
     evaluate: EvaluateParams = field()
+    mlflow: MLflowParams = field()
+    register: RegisterParams = field()
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

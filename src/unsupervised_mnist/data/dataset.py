@@ -8,10 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unsupervised_mnist.data.prepare import to_unit
 from unsupervised_mnist.io import load_npz
 
 PREPARED_DIR = Path("data/prepared")
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
+    return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0).unsqueeze(1)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import torch
 from sklearn.model_selection import train_test_split
 
 from unsupervised_mnist.config import Params
+from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.evaluation.metrics import psnr_db
@@ -47,11 +48,6 @@ def split_source(splits: dict[str, tuple[np.ndarray, np.ndarray]], params: Param
         pool_x, pool_y = pool_x[rest], pool_y[rest]
     train_idx, val_idx = _stratified(pool_y, data.val_fraction, derive_seed(seed, "split", "val"), "data.val_fraction")
     return {"train": (pool_x[train_idx], pool_y[train_idx]), "val": (pool_x[val_idx], pool_y[val_idx]), "test": test}
-
-
-def to_unit(images: np.ndarray) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) in [0, 1]."""
-    return torch.from_numpy(np.array(images, dtype=np.float32)).div_(255.0).unsqueeze(1)
 
 
 def prepare(splits: dict[str, tuple[np.ndarray, np.ndarray]], params: Params, out_dir: Path) -> dict:

@@ -6,7 +6,9 @@ exactly what an uninterrupted one would have done. Losses are summed on the devi
 with a non-finite loss is recorded there too, and everything is read in one transfer at the end of
 the epoch. A checkpoint (model, optimizers, history) is written atomically after every epoch.
 
-Data parallelism: `rank`/`world_size` give each process a disjoint shard of every permutation.
+Data parallelism (torchrun, see distributed.py): each rank takes a disjoint, equal-sized shard of
+every permutation, in steps of `batch_size / world_size` images, so a step still sees `batch_size`
+images across the ranks; the epoch's means are averaged over the ranks in the same single sync.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import TrainingError
 from unsupervised_mnist.io import atomic_path
 from unsupervised_mnist.seeding import torch_generator
+from unsupervised_mnist.training.distributed import World, max_over_ranks, mean_over_ranks
 from unsupervised_mnist.training.objectives import Objective
 
 VAL_BATCH = 1000
@@ -60,14 +63,13 @@ class FitSpec:
     noise_level: float
     checkpoint: Path | None = None
     stop_after: int | None = None  # end (resumably) after this epoch, as if killed
-    rank: int = 0
-    world_size: int = 1
+    world: World = field(default_factory=World)
     history: list[dict[str, float]] = field(default_factory=list)  # deterministic: goes to metrics
     seconds: list[float] = field(default_factory=list)  # wall time per epoch run here: goes to timings
 
 
 def _save_state(spec: FitSpec, objective: Objective, epoch: int) -> None:
-    if spec.checkpoint is None or spec.rank != 0:
+    if spec.checkpoint is None or not spec.world.is_main:
         return
     state = {
         "epoch": epoch,
@@ -108,17 +110,22 @@ def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, ep
     """One pass over this rank's shard. Returns mean losses and the first non-finite step (-1 if none),
     all still on the device."""
     device = train_clean.device
+    rank, world_size = spec.world.rank, spec.world.world_size
     perm = torch.randperm(len(train_clean), generator=torch_generator(spec.seed, "perm", epoch, device=device),
-                          device=device)[spec.rank::spec.world_size]
+                          device=device)
+    perm = perm[: len(perm) - len(perm) % world_size][rank::world_size]  # equal shards: equal step counts
+    batch_size = spec.batch_size // world_size  # per rank: a step still sees batch_size images in all
     noisy_all = train_clean  # a clean -> clean objective reads no noise: skip the draw
     if objective.denoising:
         noisy_all = add_noise(train_clean, spec.noise_kind, spec.noise_level,
                               torch_generator(spec.seed, "train-noise", epoch, device=device))
-    step_generator = torch_generator(spec.seed, "steps", epoch, device=device)
+    # Each rank draws its own latents and noise samples (one process keeps the seed it always had).
+    step_generator = torch_generator(spec.seed, "steps", epoch, *(("rank", rank) if world_size > 1 else ()),
+                                     device=device)
     sums: dict[str, torch.Tensor] = {}
     bad_step = torch.full((), -1, dtype=torch.long, device=device)
-    for step, start in enumerate(range(0, len(perm), spec.batch_size)):
-        idx = perm[start:start + spec.batch_size]
+    for step, start in enumerate(range(0, len(perm), batch_size)):
+        idx = perm[start:start + batch_size]
         losses = objective.train_step(train_clean[idx], noisy_all[idx], step_generator)
         finite = torch.stack([v.float() for v in losses.values()]).isfinite().all()
         bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
@@ -136,17 +143,19 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
     objective.model.train()
     epochs = range(first, spec.epochs + 1)
     progress = None
-    if sys.stdout.isatty() and spec.rank == 0:
+    if sys.stdout.isatty() and spec.world.is_main:
         from tqdm import tqdm
 
         progress = tqdm(total=spec.epochs, initial=first - 1, desc=spec.name, unit="epoch")
     for epoch in epochs:
         started = time.perf_counter()
         train_means, bad_step = run_epoch(objective, train_clean, spec, epoch)
-        val_means = _validate(objective, val_clean, val_noisy, spec.seed)
+        train_values = mean_over_ranks(torch.stack(list(train_means.values())), spec.world)
+        bad_step = max_over_ranks(bad_step, spec.world)  # every rank stops together on a NaN anywhere
+        val_means = _validate(objective, val_clean, val_noisy, spec.seed)  # the same on every rank
         keys = [f"train/{k}" for k in train_means] + [f"val/{k}" for k in val_means]
         # The one host<->device sync of the epoch.
-        values = torch.stack([bad_step.float(), *train_means.values(), *val_means.values()]).tolist()
+        values = torch.stack([bad_step.float(), *train_values, *val_means.values()]).tolist()
         if values[0] >= 0:
             raise TrainingError(
                 f"{spec.name}: loss became NaN or Inf at epoch {epoch}, step {int(values[0])} "
@@ -161,7 +170,7 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
         if progress is not None:
             progress.set_postfix_str(shown)
             progress.update(1)
-        elif spec.rank == 0:
+        elif spec.world.is_main:
             log(f"{spec.name} epoch {epoch}/{spec.epochs}  {shown}  ({seconds:.1f} s)")
         if spec.stop_after is not None and epoch >= spec.stop_after and epoch < spec.epochs:
             return False

@@ -12,9 +12,11 @@ import torch
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
+from unsupervised_mnist.errors import ParamsError
 from unsupervised_mnist.io import sha256_file, write_bytes, write_json
 from unsupervised_mnist.models import build, model_config, save_checkpoint
 from unsupervised_mnist.seeding import derive_seed
+from unsupervised_mnist.training.distributed import World, setup, world_from_env
 from unsupervised_mnist.training.engine import FitSpec, fit, make_deterministic, select_device
 from unsupervised_mnist.training.objectives import make_objective
 
@@ -49,11 +51,17 @@ def curves_csv(history: list[dict[str, float]]) -> bytes:
 
 
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
-                checkpoint_dir: Path = CHECKPOINT_DIR, stop_after: int | None = None) -> list[dict] | None:
-    """Train `name` ('ae', 'vae' or 'gan'); return its history, or None when stopped by `stop_after`."""
+                checkpoint_dir: Path = CHECKPOINT_DIR, stop_after: int | None = None,
+                world: World | None = None) -> list[dict] | None:
+    """Train `name` ('ae', 'vae' or 'gan'); return its history, or None when stopped by `stop_after`.
+    Under torchrun every rank trains its shard and only rank 0 writes the outputs."""
     outputs = outputs or Outputs.for_model(name)
     section = getattr(params, name)
-    device = select_device(params.train.device)
+    world = world or world_from_env()
+    if params.train.batch_size % world.world_size:
+        raise ParamsError(f"params.yaml: train.batch_size={params.train.batch_size} must be divisible by the "
+                          f"{world.world_size} training processes (it is the global batch)")
+    device = setup(world, select_device(params.train.device))
     make_deterministic(device, params.train.threads)
     started = time.perf_counter()
 
@@ -68,14 +76,17 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
         for child in model.children():
             child.compile()  # in place: the state_dict keeps its keys
     objective = make_objective(name, model, params, device)
+    objective.distribute(world)
 
     spec = FitSpec(
         name=name, epochs=section.epochs, batch_size=params.train.batch_size, seed=params.seed,
-        noise_kind=params.noise.kind, noise_level=params.noise.level, stop_after=stop_after,
+        noise_kind=params.noise.kind, noise_level=params.noise.level, stop_after=stop_after, world=world,
         checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
     )
     if not fit(objective, train_clean, val_clean, val_noisy, spec):
         return None
+    if not world.is_main:
+        return spec.history
 
     save_checkpoint(outputs.model, name, model, config)
     final = spec.history[-1]
@@ -84,7 +95,7 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     wall = time.perf_counter() - started
     images = len(train) * len(spec.seconds)
     write_json(outputs.timings, {
-        "device": str(device), "wall_s": round(wall, 2), "epochs_run": len(spec.seconds),
+        "device": str(device), "processes": world.world_size, "wall_s": round(wall, 2), "epochs_run": len(spec.seconds),
         "train_s": round(sum(spec.seconds), 2), "images_per_s": round(images / max(sum(spec.seconds), 1e-9), 1),
     })
     spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh

@@ -1,0 +1,38 @@
+"""Stage `register`: log the trained models to MLflow, register them, move `candidate` and, through the
+quality gate, `champion` -> metrics/register.json (each decision and its reason)."""
+
+from pathlib import Path
+
+from unsupervised_mnist import stage
+from unsupervised_mnist.config import Params
+from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
+from unsupervised_mnist.errors import DataError
+from unsupervised_mnist.io import read_json, write_json
+from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
+from unsupervised_mnist.tracking.registry import ModelToRegister, register_model
+
+REPORT = Path("metrics/register.json")
+
+
+def to_register(name: str, params: Params, images) -> ModelToRegister:
+    metrics_path = Path(f"metrics/eval/{name}.json")
+    metrics = read_json(metrics_path)
+    metric = getattr(params.register, name).metric
+    if metric not in metrics:
+        raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of {metrics_path} "
+                        f"(have: {', '.join(sorted(k for k in metrics if 'class_share' not in k))})")
+    checkpoint = Path(f"models/{name}.pt")
+    return ModelToRegister(name, load_checkpoint(checkpoint), checkpoint, metrics, images)
+
+
+def main(params: Params) -> None:
+    images = load_split("test").noisy[:16].numpy()
+    items = [to_register(name, params, images) for name in MODEL_NAMES]  # check every input before any logging
+    decisions = {item.name: register_model(params, item, PREPARED_DIR) for item in items}
+    write_json(REPORT, decisions)  # only once every model went through: a failure leaves the last report
+    for name, decision in decisions.items():
+        print(f"register {name}: {'champion' if decision['promoted'] else 'not champion'}: {decision['reason']}")
+
+
+if __name__ == "__main__":
+    stage.run(main)

@@ -1,0 +1,199 @@
+"""MLflow on the shared tiny pipeline (tests/conftest.py): runs, registry, aliases, the gate, a server
+on 127.0.0.1, and the comparison in the MLflow UI. Tests that change the store work on a copy."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from helpers import REPO, TRACKED_ENV, dvc, free_port, mlflow_server, run_stage
+
+pytestmark = pytest.mark.slow
+
+EXPERIMENT = "unsupervised-mnist"
+REGISTERED = [f"unsupervised-mnist-{m}-{k}" for m, kinds in
+              {"ae": ("denoiser", "encoder"), "vae": ("denoiser", "encoder"), "gan": ("generator", "encoder")}.items()
+              for k in kinds]
+
+
+def client_for(uri):
+    from mlflow import MlflowClient
+
+    return MlflowClient(uri, uri)
+
+
+def store(repo):
+    return f"sqlite:///{repo / 'mlflow.db'}"
+
+
+def latest_runs(client):
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    latest = {}
+    for run in client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"]):
+        latest.setdefault(run.info.run_name, run)
+    return experiment, latest
+
+
+def version_counts(client):
+    return {name: len(client.search_model_versions(f"name='{name}'")) for name in REGISTERED}
+
+
+def copy_of(repo, tmp_path):
+    """A copy of the tiny project with its own sqlite store (artifacts stay where they were logged)."""
+    return shutil.copytree(repo, tmp_path / "repo", symlinks=True)
+
+
+def set_params(repo, **dotted):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
+    for key, value in dotted.items():
+        *parents, leaf = key.split("__")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[leaf] = value
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_every_model_and_baseline_has_a_run_with_tags_params_and_metrics(tiny_repo):
+    _, runs = latest_runs(client_for(store(tiny_repo)))
+    assert {"ae", "vae", "gan", "pca", "pixels"} <= set(runs)
+    ae = runs["ae"]
+    assert len(ae.data.tags["git_commit"]) == 40 and ae.data.tags["git_dirty"] in ("true", "false")
+    assert ae.data.tags["data_source"] == "mnist5k" and ae.data.tags["stage"] == "train@ae"
+    assert len(ae.data.tags["params_hash"]) == 16
+    assert ae.data.params["ae.epochs"] == "6" and ae.data.params["latent_dim"] == "10"
+    history = client_for(store(tiny_repo)).get_metric_history(ae.info.run_id, "val/recon_mse")
+    assert [m.step for m in history] == [1, 2, 3, 4, 5, 6]
+    for name in ("ae", "vae", "gan", "pca", "pixels"):
+        evaluated = json.loads((tiny_repo / f"metrics/eval/{name}.json").read_text())
+        assert runs[name].data.metrics["test/kmeans_acc"] == pytest.approx(evaluated["test/kmeans_acc"]), name
+    assert json.loads((tiny_repo / "models/ae.run.json").read_text())["run_id"] == ae.info.run_id
+
+
+CHAMPION_CHECK = """
+import sys, mlflow, numpy as np, torch
+from unsupervised_mnist.data.dataset import load_split
+from unsupervised_mnist.models import load_checkpoint
+mlflow.set_tracking_uri(sys.argv[1])
+x = load_split("test").noisy[:16]
+z = torch.randn((16, 10), generator=torch.Generator().manual_seed(1))
+checks = {
+    "ae-denoiser": (x, lambda: load_checkpoint("models/ae.pt")(x)),
+    "vae-denoiser": (x, lambda: load_checkpoint("models/vae.pt")(x)),
+    "vae-encoder": (x, lambda: load_checkpoint("models/vae.pt").encode(x)),
+    "gan-generator": (z, lambda: load_checkpoint("models/gan.pt").decode(z)),
+}
+with torch.no_grad():
+    for name, (inputs, local) in checks.items():
+        model = mlflow.pyfunc.load_model(f"models:/unsupervised-mnist-{name}@champion")
+        served = np.asarray(model.predict(inputs.numpy()))
+        print(name, served.shape, float(np.abs(served - local().numpy()).max()))
+"""
+
+
+def test_champion_loads_by_alias_in_a_fresh_process_and_matches_the_checkpoint(tiny_repo):
+    result = subprocess.run([sys.executable, "-c", CHAMPION_CHECK, store(tiny_repo)], cwd=tiny_repo,
+                            env=TRACKED_ENV, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = [line.split() for line in result.stdout.splitlines()]
+    assert [line[0] for line in lines] == ["ae-denoiser", "vae-denoiser", "vae-encoder", "gan-generator"]
+    for name, *_, diff in lines:
+        assert float(diff) < 1e-5, name
+    assert lines[0][1:-1] == ["(16,", "1,", "28,", "28)"] and lines[2][1:-1] == ["(16,", "10)"]
+
+
+def test_register_decisions_are_written_with_reasons(tiny_repo):
+    decisions = json.loads((tiny_repo / "metrics/register.json").read_text())
+    assert set(decisions) == {"ae", "vae", "gan"}
+    for decision in decisions.values():
+        assert decision["promoted"] is True, decision
+        assert decision["candidate_version"] == decision["champion_version"] == 1
+        assert "no champion" in decision["reason"]
+    assert decisions["ae"]["metric"] == "test/psnr_db"
+    client = client_for(store(tiny_repo))
+    for name in REGISTERED:
+        version = client.get_model_version_by_alias(name, "champion")
+        assert str(version.version) == "1" and version.tags["git_commit"] and version.tags["data_checksum"]
+
+
+def test_forced_register_with_nothing_changed_adds_no_version(tiny_repo, tmp_path):
+    repo = copy_of(tiny_repo, tmp_path)
+    client = client_for(store(repo))
+    before = version_counts(client)
+    dvc(repo, "repro", "--force", "register", env=TRACKED_ENV)  # retrains too: same params, same bytes
+    assert version_counts(client) == before == {name: 1 for name in REGISTERED}
+    decisions = json.loads((repo / "metrics/register.json").read_text())
+    assert all("already the champion" in d["reason"] for d in decisions.values()), decisions
+
+
+def test_worse_model_becomes_candidate_not_champion(tiny_repo, tmp_path):
+    repo = copy_of(tiny_repo, tmp_path)
+    set_params(repo, ae__epochs=1, register__ae__floor=5.0)  # low floor: the comparison decides, not the floor
+    dvc(repo, "repro", env=TRACKED_ENV)
+    decision = json.loads((repo / "metrics/register.json").read_text())["ae"]
+    assert decision["promoted"] is False
+    assert decision["candidate_version"] == 2 and decision["champion_version"] == 1
+    assert "does not beat champion v1" in decision["reason"], decision["reason"]
+    client = client_for(store(repo))
+    assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", "candidate").version) == "2"
+    assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", "champion").version) == "1"
+    assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-encoder", "champion").version) == "1"
+
+
+def test_tracking_server_receives_runs_and_registrations(tiny_repo, tmp_path):
+    repo = copy_of(tiny_repo, tmp_path)
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts", tmp_path / "server.log") as url:
+        env = {**TRACKED_ENV, "MLFLOW_TRACKING_URI": url}
+        run_stage(repo, "train", "gan", env=env)
+        run_stage(repo, "evaluate", "pca", env=env)
+        run_stage(repo, "register", env=env)
+        client = client_for(url)
+        _, runs = latest_runs(client)
+        assert {"gan", "pca", "ae", "vae"} <= set(runs)  # ae, vae: new runs, their training runs are elsewhere
+        assert runs["gan"].data.metrics["val/recon_mse"] > 0
+        assert json.loads((repo / "models/gan.run.json").read_text())["run_id"] == runs["gan"].info.run_id
+        for name in REGISTERED:
+            assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+
+
+def test_closed_port_fails_fast_and_leaves_outputs(tiny_repo):
+    before = (tiny_repo / "metrics/register.json").read_bytes()
+    uri = f"http://127.0.0.1:{free_port()}"
+    start = time.monotonic()
+    result = run_stage(tiny_repo, "register", env={**TRACKED_ENV, "MLFLOW_TRACKING_URI": uri}, check=False)
+    assert time.monotonic() - start < 15
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: MLflow tracking server {uri} is unreachable"), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert (tiny_repo / "metrics/register.json").read_bytes() == before
+
+
+def test_mlflow_ui_compares_the_runs(tiny_repo):
+    from playwright.sync_api import sync_playwright
+
+    with mlflow_server(store(tiny_repo), tiny_repo / "mlruns", tiny_repo / "ui.log") as url:
+        experiment, runs = latest_runs(client_for(url))
+        names = ["ae", "vae", "gan", "pca"]
+        ids = json.dumps([runs[name].info.run_id for name in names])
+        page_url = f"{url}/#/compare-runs?runs={ids}&experiments={json.dumps([experiment.experiment_id])}"
+        with sync_playwright() as playwright:
+            chromium = os.environ.get("UMNIST_CHROMIUM", "/usr/bin/chromium")  # Debian's; CI on GitHub uses Chrome
+            browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": 1600, "height": 1400})
+            page.goto(page_url)
+            metric = page.get_by_text("test/kmeans_acc", exact=True).first
+            metric.wait_for(timeout=60_000)
+            metric.scroll_into_view_if_needed()
+            text = page.inner_text("body")
+            (REPO / "reports").mkdir(exist_ok=True)
+            page.screenshot(path=str(REPO / "reports/mlflow_compare.png"))
+            browser.close()
+    assert f"Comparing {len(names)} Runs" in text
+    for name in names:
+        assert f"\n{name}\t" in text or f"\t{name}\t" in text or f"\t{name}\n" in text, name
+        # the compare view shows values under 1 to 3 decimals
+        assert str(round(runs[name].data.metrics["test/kmeans_acc"], 3)) in text, name

@@ -1,0 +1,70 @@
+"""scripts/retrain, the logic behind the retrain workflow, run for real on a copy of the tiny project."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import REPO, TRACKED_ENV, git
+
+pytestmark = pytest.mark.slow
+
+
+def retrain(repo, *args):
+    env = {**TRACKED_ENV, "PATH": str(Path(sys.executable).parent) + os.pathsep + TRACKED_ENV["PATH"]}
+    return subprocess.run(["scripts/retrain", *args], cwd=repo, env=env, capture_output=True, text=True)
+
+
+def section(report, title):
+    return report.split(f"## {title}")[1].split("\n## ")[0]
+
+
+def test_retrain_reports_the_changed_param_and_the_moved_metrics(tiny_repo, tmp_path):
+    repo = shutil.copytree(tiny_repo, tmp_path / "repo", symlinks=True)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "tiny params and their results")
+
+    first = retrain(repo)  # nothing changed since the tiny run: DVC reruns nothing
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    report = (repo / "reports/retrain.md").read_text()
+    assert "`dvc repro` succeeded" in report and "no DVC remote configured" in report
+    assert "ae.epochs" in section(report, "Params changed")  # HEAD~1 holds the full-size params
+
+    second = retrain(repo, "--base", "HEAD", "-S", "ae.epochs=2")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    report = (repo / "reports/retrain.md").read_text()
+    params = section(report, "Params changed")
+    assert "| ae.epochs | 6 " in params and "| 2 " in params, params
+    assert len([line for line in params.splitlines() if line.startswith("| ") and "Path" not in line]) == 1
+    metrics = section(report, "Metrics moved")
+    assert "metrics/eval/ae.json" in metrics and "test/psnr_db" in metrics, metrics
+    assert "metrics/eval/vae.json" not in metrics  # only what depends on the AE moved
+    decisions = section(report, "Registry decisions")
+    assert "| ae | test/psnr_db |" in decisions and "not champion" in decisions, decisions
+    assert "ae.epochs=2" in report
+
+
+def test_overrides_are_set_in_place_keeping_comments():
+    sys.path.insert(0, str(REPO / "scripts"))
+    from set_params import set_values
+
+    original = (REPO / "params.yaml").read_text()
+    changed = set_values(original, ["ae.epochs=7", "noise.level=0.25", "register.gan.floor=1000"])
+    diff = [(a, b) for a, b in zip(original.splitlines(), changed.splitlines()) if a != b]
+    assert len(original.splitlines()) == len(changed.splitlines()) and len(diff) == 3
+    assert diff[0][1].startswith("  level: 0.25 ") and diff[0][1].endswith("# std for gaussian; pixel probability "
+                                                                           "for salt_pepper and mask")
+    assert diff[1] == ("  epochs: 20", "  epochs: 7")
+    assert "path: null" in changed  # nulls stay nulls
+
+
+def test_retrain_fails_on_a_bad_override_and_says_so(tiny_repo, tmp_path):
+    repo = shutil.copytree(tiny_repo, tmp_path / "repo", symlinks=True)
+    before = (repo / "params.yaml").read_text()
+    result = retrain(repo, "--base", "HEAD", "-S", "noise.kind=gauss")
+    assert result.returncode == 2
+    assert "error: params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask" in result.stderr
+    assert "**failed** (exit code 2)" in (repo / "reports/retrain.md").read_text()
+    assert (repo / "params.yaml").read_text() == before
