@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The GPU check, as one script for a machine lent by the `device` tool (Python 3.12 + torch, but no
 # dvc, mlflow or mlxtend, and no network): the speed bench on full-size Fashion-MNIST, then the
-# pipeline's own stages in dvc.yaml's order on data.source=idx over the same files. Under 5 minutes.
+# pipeline's own stages in dvc.yaml's order on data.source=idx over the same files, then train@ae
+# again under torchrun (one process per GPU). Under 6 minutes.
 #
 # Here, once:   mkdir -p .gpu-data && cp /usr/share/datasets/fashion-mnist/* .gpu-data/
 #               (.gpu-data/ is gitignored; name it in the device tool's `carry`)
@@ -44,4 +45,15 @@ python - <<'PY'
 import json, pathlib
 for path in sorted(pathlib.Path("reports/timings").glob("*.json")):
     print(path.stem, json.loads(path.read_text()))
+PY
+
+echo "== train ae: one process vs the torchrun path (one process per GPU; DDP from two GPUs up)"
+gpus=$(python -c "import torch; print(max(torch.cuda.device_count(), 1))")
+cp reports/timings/ae.json "$work/ae-one-process.json"
+python -m torch.distributed.run --standalone --nproc_per_node "$gpus" "$repo/pipeline/train.py" ae | tail -n 1
+python - "$work/ae-one-process.json" reports/timings/ae.json <<'PY'
+import json, sys
+one, run = (json.load(open(p)) for p in sys.argv[1:])
+for label, t in (("one process", one), (f"torchrun x{run['processes']}", run)):
+    print(f"   {label:<14} {t['train_s'] / t['epochs_run']:.2f} s/epoch  {t['images_per_s']:.0f} images/s")
 PY
