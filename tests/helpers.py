@@ -27,8 +27,8 @@ TRACKED_ENV = {**ENV, "UMNIST_MLFLOW": "on"}
 TINY = {"data.subset_fraction": 0.2}
 
 
-def params_with(overrides: dict[str, Any]) -> dict[str, Any]:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
+def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Set `{"ae.epochs": 2, ...}` in a params mapping, in place; return it."""
     for dotted, value in overrides.items():
         *parents, leaf = dotted.split(".")
         node = params
@@ -36,6 +36,21 @@ def params_with(overrides: dict[str, Any]) -> dict[str, Any]:
             node = node[key]
         node[leaf] = value
     return params
+
+
+def params_with(overrides: dict[str, Any]) -> dict[str, Any]:
+    return with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+
+
+def set_params(folder: Path, overrides: dict[str, Any]) -> None:
+    """Change some values of `folder`'s params.yaml."""
+    params = with_overrides(yaml.safe_load((folder / "params.yaml").read_text()), overrides)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def copy_project(folder: Path, dest: Path) -> Path:
+    """A copy of a project folder with all it holds (DVC cache, MLflow store): for tests that change it."""
+    return Path(shutil.copytree(folder, dest, symlinks=True))
 
 
 def write_params(folder: Path, overrides: dict[str, Any] | None = None) -> None:

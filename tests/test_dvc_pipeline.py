@@ -2,11 +2,10 @@
 
 import csv
 import json
-import shutil
 import time
 
 import pytest
-from helpers import TRACKED_ENV, dvc
+from helpers import TRACKED_ENV, copy_project, dvc
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +58,7 @@ def test_dvc_metrics_show_and_plots_show(repo):
 
 
 def test_bad_param_stops_repro_before_outputs_are_touched(repo, tmp_path):
-    repo = shutil.copytree(repo, tmp_path / "repo", symlinks=True)  # the shared project stays as it is
+    repo = copy_project(repo, tmp_path / "repo")  # the shared project stays as it is
     before = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}
     params = (repo / "params.yaml").read_text()
     (repo / "params.yaml").write_text(params.replace("kind: gaussian", "kind: gauss"))

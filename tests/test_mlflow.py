@@ -3,14 +3,12 @@ on 127.0.0.1, and the comparison in the MLflow UI. Tests that change the store w
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
-import yaml
-from helpers import REPO, TRACKED_ENV, dvc, free_port, mlflow_server, run_stage
+from helpers import REPO, TRACKED_ENV, copy_project, dvc, free_port, mlflow_server, run_stage, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -44,18 +42,7 @@ def version_counts(client):
 
 def copy_of(repo, tmp_path):
     """A copy of the tiny project with its own sqlite store (artifacts stay where they were logged)."""
-    return shutil.copytree(repo, tmp_path / "repo", symlinks=True)
-
-
-def set_params(repo, **dotted):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    for key, value in dotted.items():
-        *parents, leaf = key.split("__")
-        node = params
-        for part in parents:
-            node = node[part]
-        node[leaf] = value
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return copy_project(repo, tmp_path / "repo")
 
 
 def test_every_model_and_baseline_has_a_run_with_tags_params_and_metrics(tiny_repo):
@@ -132,7 +119,7 @@ def test_forced_register_with_nothing_changed_adds_no_version(tiny_repo, tmp_pat
 
 def test_worse_model_becomes_candidate_not_champion(tiny_repo, tmp_path):
     repo = copy_of(tiny_repo, tmp_path)
-    set_params(repo, ae__epochs=1, register__ae__floor=5.0)  # low floor: the comparison decides, not the floor
+    set_params(repo, {"ae.epochs": 1, "register.ae.floor": 5.0})  # low floor: the comparison decides, not the floor
     dvc(repo, "repro", env=TRACKED_ENV)
     decision = json.loads((repo / "metrics/register.json").read_text())["ae"]
     assert decision["promoted"] is False

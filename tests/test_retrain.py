@@ -1,13 +1,12 @@
 """scripts/retrain, the logic behind the retrain workflow, run for real on a copy of the tiny project."""
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TRACKED_ENV, git
+from helpers import REPO, TRACKED_ENV, copy_project, git
 
 pytestmark = pytest.mark.slow
 
@@ -22,7 +21,7 @@ def section(report, title):
 
 
 def test_retrain_reports_the_changed_param_and_the_moved_metrics(tiny_repo, tmp_path):
-    repo = shutil.copytree(tiny_repo, tmp_path / "repo", symlinks=True)
+    repo = copy_project(tiny_repo, tmp_path / "repo")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "tiny params and their results")
 
@@ -61,7 +60,7 @@ def test_overrides_are_set_in_place_keeping_comments():
 
 
 def test_retrain_fails_on_a_bad_override_and_says_so(tiny_repo, tmp_path):
-    repo = shutil.copytree(tiny_repo, tmp_path / "repo", symlinks=True)
+    repo = copy_project(tiny_repo, tmp_path / "repo")
     before = (repo / "params.yaml").read_text()
     result = retrain(repo, "--base", "HEAD", "-S", "noise.kind=gauss")
     assert result.returncode == 2

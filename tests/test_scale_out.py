@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import REPO, TRACKED_ENV, dvc, git, run_stage, write_params
+from helpers import REPO, TRACKED_ENV, copy_project, dvc, git, run_stage, write_params
 
 from unsupervised_mnist.training.distributed import torchrun_command
 
@@ -83,7 +83,7 @@ def test_batch_must_split_evenly_over_the_processes(prepared_project, tmp_path):
 
 
 def test_dvc_remote_push_then_fresh_clone_pull_reruns_nothing(tiny_repo, tmp_path):
-    repo = shutil.copytree(tiny_repo, tmp_path / "repo", symlinks=True)
+    repo = copy_project(tiny_repo, tmp_path / "repo")
     dvc(repo, "remote", "add", "-d", "local", str(tmp_path / "remote"))
     dvc(repo, "push")
     git(repo, "add", "-A")
