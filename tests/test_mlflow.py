@@ -174,7 +174,8 @@ def test_mlflow_ui_compares_the_runs(tiny_repo):
             page.goto(page_url)
             metric = page.get_by_text("test/kmeans_acc", exact=True).first
             metric.wait_for(timeout=60_000)
-            metric.scroll_into_view_if_needed()
+            # Scroll the page, not the metric table's own scroll area (that shifts its labels off their rows).
+            page.get_by_text("Metrics", exact=True).first.scroll_into_view_if_needed()
             text = page.inner_text("body")
             (REPO / "reports").mkdir(exist_ok=True)
             page.screenshot(path=str(REPO / "reports/mlflow_compare.png"))
