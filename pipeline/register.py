@@ -9,7 +9,7 @@ from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, write_json
 from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
-from unsupervised_mnist.tracking.registry import ModelToRegister, register_model
+from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
 
 REPORT = Path("metrics/register.json")
 
@@ -28,7 +28,7 @@ def to_register(name: str, params: Params, images) -> ModelToRegister:
 def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
     items = [to_register(name, params, images) for name in MODEL_NAMES]  # check every input before any logging
-    decisions = {item.name: register_model(params, item, PREPARED_DIR) for item in items}
+    decisions = register_models(params, items, PREPARED_DIR)
     write_json(REPORT, decisions)  # only once every model went through: a failure leaves the last report
     for name, decision in decisions.items():
         print(f"register {name}: {'champion' if decision['promoted'] else 'not champion'}: {decision['reason']}")

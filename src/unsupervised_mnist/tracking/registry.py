@@ -26,7 +26,6 @@ from unsupervised_mnist.tracking.runs import git_state, training_run
 
 CANDIDATE, CHAMPION = "candidate", "champion"
 EXAMPLE_SIZE = 4  # > 1, so that torch.export keeps the batch dimension dynamic
-IDENTITY_KEYS = ("params_hash", "data_checksum", "git_commit", "model_sha256")
 
 
 @dataclass(frozen=True)
@@ -49,12 +48,12 @@ def data_checksum(prepared_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def identity(params: Params, item: ModelToRegister, prepared_dir: Path) -> dict[str, str]:
-    """What makes a version the same version: params, data, code and the weights themselves."""
+def identity(params: Params, item: ModelToRegister, shared: dict[str, str]) -> dict[str, str]:
+    """What makes a version the same version: params, data and code (`shared` by every model of the
+    stage), and the weights themselves."""
     return {
         "params_hash": params.section_hash("seed", "latent_dim", "data", "noise", "train", item.name),
-        "data_checksum": data_checksum(prepared_dir),
-        "git_commit": git_state()[0],
+        **shared,
         "model_sha256": sha256_file(item.checkpoint)[:16],
     }
 
@@ -119,16 +118,28 @@ def _champion(client: Any, reg_name: str, metric: str) -> tuple[str | None, floa
     return number, value
 
 
-def register_model(params: Params, item: ModelToRegister, prepared_dir: Path) -> dict[str, Any]:
+def register_models(params: Params, items: list[ModelToRegister], prepared_dir: Path) -> dict[str, dict[str, Any]]:
+    """Register every model (one connection; data and commit hashed once); name -> its decision."""
+    if not is_enabled(params):
+        return {item.name: _report(params, item) | {"promoted": False, "reason": "MLflow tracking is off "
+                                                    "(mlflow.enabled or UMNIST_MLFLOW)"} for item in items}
+    client, experiment_id = connect(params)
+    shared = {"data_checksum": data_checksum(prepared_dir), "git_commit": git_state()[0]}
+    return {item.name: register_model(params, item, client, experiment_id, identity(params, item, shared))
+            for item in items}
+
+
+def _report(params: Params, item: ModelToRegister) -> dict[str, Any]:
+    metric = getattr(params.register, item.name).metric
+    return {"metric": metric, "value": item.metrics[metric]}
+
+
+def register_model(params: Params, item: ModelToRegister, client: Any, experiment_id: str,
+                   wanted: dict[str, str]) -> dict[str, Any]:
     """Register `item` (or reuse its version), set `candidate`, and move `champion` if the gate passes."""
     gate = getattr(params.register, item.name)
-    value = item.metrics[gate.metric]
-    report: dict[str, Any] = {"metric": gate.metric, "value": value}
-    if not is_enabled(params):
-        return {**report, "promoted": False, "reason": "MLflow tracking is off (mlflow.enabled or UMNIST_MLFLOW)"}
-
-    client, experiment_id = connect(params)
-    wanted = identity(params, item, prepared_dir)
+    report = _report(params, item)
+    value = report["value"]
     gate_tags = {"gate_metric": gate.metric, "gate_value": repr(float(value)) if math.isfinite(value) else "nan"}
     modules = single_tensor_modules(item.model)
     versions, run_id = {}, None

@@ -12,9 +12,9 @@ from typing import Any
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.io import read_json, write_json
+from unsupervised_mnist.models import MODEL_NAMES
 from unsupervised_mnist.tracking.connection import connect, is_enabled, tracking_uri
 
-TRAINED = ("ae", "vae", "gan")  # the models with a train stage; the baselines have none
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
 
 
@@ -144,7 +144,7 @@ def log_evaluation(params: Params, name: str, metrics: dict[str, float], figures
 
     client, experiment_id = connect(params)
     stage = f"evaluate@{name}"
-    if name in TRAINED:
+    if name in MODEL_NAMES:  # a trained model; the baselines (pca, pixels) have no training run
         run_id = training_run(params, name, client, experiment_id, stage)
     else:
         run_id = _new_run(client, experiment_id, params, name, stage)
