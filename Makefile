@@ -44,7 +44,7 @@ ui: install  ## the MLflow UI over the local store (with a shared server, open i
 
 # A team's tracking server: PostgreSQL for runs and registry, artifacts proxied by the server
 # (a folder here; s3://bucket/prefix with MLFLOW_S3_ENDPOINT_URL for MinIO). See docs/scale-out.md.
-MLFLOW_BACKEND ?= postgresql://mlflow@127.0.0.1:5432/mlflow
+MLFLOW_BACKEND ?= postgresql+psycopg://mlflow@127.0.0.1:5432/mlflow
 MLFLOW_ARTIFACTS ?= ./mlartifacts
 mlflow-server: install  ## mlflow server on MLFLOW_BACKEND (PostgreSQL), artifacts in MLFLOW_ARTIFACTS
 	mlflow server --backend-store-uri "$(MLFLOW_BACKEND)" --artifacts-destination "$(MLFLOW_ARTIFACTS)" \

@@ -26,9 +26,10 @@ from unsupervised_mnist.config import load_params
 from unsupervised_mnist.data import sources
 from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.idx import encode_idx
+from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
 from unsupervised_mnist.models.ae import AutoEncoder
-from unsupervised_mnist.training.engine import FitSpec, make_deterministic, run_epoch, select_device
-from unsupervised_mnist.training.objectives import AEObjective, Objective, resolve_precision
+from unsupervised_mnist.training.engine import FitSpec, run_epoch
+from unsupervised_mnist.training.objectives import AEObjective, Objective
 
 
 class ExamplesVAE(nn.Module):

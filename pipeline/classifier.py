@@ -6,12 +6,11 @@ import torch
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
+from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs, train_classifier
-from unsupervised_mnist.evaluation.evaluate import reference_count
-from unsupervised_mnist.evaluation.sample_quality import sample_quality
+from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
 from unsupervised_mnist.io import atomic_path, write_json
 from unsupervised_mnist.seeding import derive_seed
-from unsupervised_mnist.training.engine import make_deterministic, select_device
 
 
 def main(params: Params) -> None:
@@ -20,7 +19,7 @@ def main(params: Params) -> None:
     train, val, test = load_split("train"), load_split("val"), load_split("test")
     model = train_classifier(train, params.classifier.epochs, params.classifier.lr, params.train.batch_size,
                              derive_seed(params.seed, "classifier"), device)
-    n = reference_count(params, val, test)
+    n = reference_count(params.evaluate.n_samples, len(val), len(test))
     feats, probs = features_and_probs(model, val.clean[:n].to(device))
     real, _ = features_and_probs(model, test.clean[:n].to(device))
     reference = sample_quality(feats.numpy(), probs.numpy(), real.numpy())

@@ -9,6 +9,7 @@ import torch
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
+from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
 from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluated_paths
@@ -16,7 +17,6 @@ from unsupervised_mnist.evaluation.figures import save_figures
 from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
 from unsupervised_mnist.io import write_json
 from unsupervised_mnist.tracking.runs import log_evaluation
-from unsupervised_mnist.training.engine import make_deterministic, select_device
 
 
 def load_classifier(device: torch.device) -> Classifier:

@@ -1,5 +1,6 @@
 """Stage `register`: log the trained models to MLflow, register them, move `candidate` and, through the
-quality gate, `champion` -> metrics/register.json (each decision and its reason)."""
+quality gate, the champion of their task -> metrics/register.json (what was compared with what, on which
+test set, and why)."""
 
 from pathlib import Path
 
@@ -10,11 +11,13 @@ from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, write_json
 from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
 from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
+from unsupervised_mnist.tracking.task import task_for
 
 REPORT = Path("metrics/register.json")
+CLASSIFIER = Path("models/classifier.pt")
 
 
-def to_register(name: str, params: Params, images) -> ModelToRegister:
+def to_register(name: str, params: Params, images, n_samples: int) -> ModelToRegister:
     metrics_path = Path(f"metrics/eval/{name}.json")
     metrics = read_json(metrics_path)
     metric = getattr(params.register, name).metric
@@ -22,12 +25,14 @@ def to_register(name: str, params: Params, images) -> ModelToRegister:
         raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of {metrics_path} "
                         f"(have: {', '.join(sorted(k for k in metrics if 'class_share' not in k))})")
     checkpoint = Path(f"models/{name}.pt")
-    return ModelToRegister(name, load_checkpoint(checkpoint), checkpoint, metrics, images)
+    task = task_for(params, metric, PREPARED_DIR, CLASSIFIER, n_samples)
+    return ModelToRegister(name, load_checkpoint(checkpoint), checkpoint, metrics, images, task)
 
 
 def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
-    items = [to_register(name, params, images) for name in MODEL_NAMES]  # check every input before any logging
+    n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
+    items = [to_register(name, params, images, n_samples) for name in MODEL_NAMES]  # check all before logging
     decisions = register_models(params, items, PREPARED_DIR)
     write_json(REPORT, decisions)  # only once every model went through: a failure leaves the last report
     for name, decision in decisions.items():

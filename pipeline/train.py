@@ -6,7 +6,7 @@ import sys
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.errors import UserError
-from unsupervised_mnist.models import MODEL_NAMES
+from unsupervised_mnist.names import MODEL_NAMES
 from unsupervised_mnist.tracking.runs import finish_training_run, run_file, start_training_run, write_run_file
 from unsupervised_mnist.training.distributed import teardown, torchrun_command, world_from_env
 from unsupervised_mnist.training.train import Outputs, train_model

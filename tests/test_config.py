@@ -24,6 +24,9 @@ def test_repo_params_are_valid():
         ({"data.source": "idx"}, "params.yaml: data.path is required when data.source='idx'"),
         ({"data.colour": 1}, "params.yaml: unknown key data.colour (allowed: source, path, url,"),
         ({"noise": None}, "params.yaml: noise must be a mapping, got None"),
+        ({"ae.lr": float("nan")}, "params.yaml: ae.lr=nan must be a finite number"),
+        ({"vae.beta": float("inf")}, "params.yaml: vae.beta=inf must be a finite number"),
+        ({"register.ae.floor": float("-inf")}, "params.yaml: register.ae.floor=-inf must be a finite number"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(overrides, message):
@@ -43,11 +46,21 @@ def test_int_is_accepted_for_float_and_converted():
     assert parse_params(params_with({"noise.level": 0})).noise.level == 0.0
 
 
-def test_stage_prints_one_line_and_exits_nonzero(tmp_path):
-    write_params(tmp_path, {"noise.kind": "gauss"})
+@pytest.mark.parametrize(("yaml_value", "line"), [
+    ("kind: gauss", "noise.kind='gauss' is not one of gaussian, salt_pepper, mask"),
+    ("lr: .nan", "ae.lr=nan must be a finite number"),
+])
+def test_stage_prints_one_line_and_exits_nonzero(tmp_path, yaml_value, line):
+    write_params(tmp_path)
+    text = (tmp_path / "params.yaml").read_text()
+    key = yaml_value.split(":")[0]
+    # the first `kind:` is noise.kind, the first `lr:` is ae.lr: replace the value YAML spells there
+    start = text.index(f"  {key}: ")
+    end = text.index("\n", start)
+    (tmp_path / "params.yaml").write_text(text[:start] + f"  {yaml_value}" + text[end:])
     result = run_stage(tmp_path, "check", check=False)
     assert result.returncode == 2
-    assert result.stderr == "error: params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask\n"
+    assert result.stderr == f"error: params.yaml: {line}\n"
     assert not (tmp_path / "data").exists()
 
 

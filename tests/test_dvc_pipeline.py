@@ -57,13 +57,20 @@ def test_dvc_metrics_show_and_plots_show(repo):
     assert "val_recon_mse" in html and "samples.png" in html
 
 
-def test_bad_param_stops_repro_before_outputs_are_touched(repo, tmp_path):
+@pytest.mark.parametrize(("old", "new", "line"), [
+    ("kind: gaussian", "kind: gauss", "noise.kind='gauss' is not one of gaussian, salt_pepper, mask"),
+    ("lr: 0.002", "lr: .nan", "ae.lr=nan must be a finite number"),  # the first lr: is ae.lr
+])
+def test_bad_param_stops_repro_before_outputs_are_touched(repo, tmp_path, old, new, line):
     repo = copy_project(repo, tmp_path / "repo")  # the shared project stays as it is
     before = {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()}
+    model = (repo / "models/ae.pt").read_bytes()
     params = (repo / "params.yaml").read_text()
-    (repo / "params.yaml").write_text(params.replace("kind: gaussian", "kind: gauss"))
+    assert old in params
+    (repo / "params.yaml").write_text(params.replace(old, new, 1))
     result = dvc(repo, "repro", check=False, env=TRACKED_ENV)
     assert result.returncode != 0
-    assert "error: params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask" in result.stderr
+    assert f"error: params.yaml: {line}\n" in result.stderr
+    assert "Traceback" not in result.stderr
     assert {p.name: p.read_bytes() for p in (repo / "data/prepared").iterdir()} == before
-    assert (repo / "models/ae.pt").is_file()
+    assert (repo / "models/ae.pt").read_bytes() == model

@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from helpers import REPO, TRACKED_ENV, copy_project, dvc, free_port, mlflow_server, run_stage, set_params
+from helpers import REPO, TRACKED_ENV, copy_project, dvc, free_port, git, mlflow_server, run_stage, set_params
 
 pytestmark = pytest.mark.slow
 
@@ -129,6 +129,47 @@ def test_worse_model_becomes_candidate_not_champion(tiny_repo, tmp_path):
     assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", "candidate").version) == "2"
     assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", "champion").version) == "1"
     assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-encoder", "champion").version) == "1"
+
+
+LOAD_BY_ALIAS = """
+import sys, mlflow, numpy as np
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(f"models:/unsupervised-mnist-ae-denoiser@{sys.argv[2]}")
+print(model.predict(np.zeros((3, 1, 28, 28), np.float32)).shape)
+"""
+
+
+def test_queued_experiment_on_another_task_keeps_its_runs_and_the_champion(tiny_repo, tmp_path):
+    """A queued experiment runs in a temporary copy that DVC deletes: its runs and versions must still
+    land in the workspace's store. Easier noise gives higher PSNR: its AE must not become `champion`
+    of the default task, only the champion of its own task, loadable by that task's alias."""
+    repo = copy_of(tiny_repo, tmp_path)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "tiny run")
+    client = client_for(store(repo))
+    experiment, _ = latest_runs(client)
+    before = {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
+    overrides = ["-S", "noise.level=0.1", "-S", "vae.epochs=1"]  # the AE as in the tiny run: 6 epochs
+    dvc(repo, "exp", "run", "--queue", *overrides, env=TRACKED_ENV)
+    dvc(repo, "exp", "run", "--run-all", env=TRACKED_ENV)
+
+    new = [run for run in client.search_runs([experiment.experiment_id]) if run.info.run_id not in before]
+    assert sorted(run.info.run_name for run in new) == ["ae", "gan", "pca", "pixels", "vae"]
+    assert all(".dvc/tmp" not in run.info.artifact_uri for run in new)
+    assert not list((repo / ".dvc/tmp").rglob("mlflow.db"))
+    for name in REGISTERED:  # the default task's champion stays where it was
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1", name
+    candidate = client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", "candidate")
+    task = candidate.tags["task"]
+    assert str(candidate.version) == "2" and task.startswith("mnist5k-gaussian-0p1-")
+    assert candidate.tags["task.noise"] == "gaussian 0.1"
+    assert str(client.get_model_version_by_alias("unsupervised-mnist-ae-denoiser", f"champion-{task}").version) == "2"
+    assert float(candidate.tags["gate_value"]) > float(client.get_model_version_by_alias(
+        "unsupervised-mnist-ae-denoiser", "champion").tags["gate_value"])  # higher PSNR, yet not champion
+    loaded = subprocess.run([sys.executable, "-c", LOAD_BY_ALIAS, store(repo), f"champion-{task}"], cwd=tmp_path,
+                            env=TRACKED_ENV, capture_output=True, text=True)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip() == "(3, 1, 28, 28)"
 
 
 def test_tracking_server_receives_runs_and_registrations(tiny_repo, tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -222,6 +223,8 @@ def _coerce(key: str, value: Any, tp: Any, origin: str) -> Any:
     }[tp]
     if not ok:
         raise ParamsError(f"{origin}: {key}={value!r} must be of type {_type_name(tp)}")
+    if tp is float and not math.isfinite(value):  # nan slips through every range check; inf is never meant
+        raise ParamsError(f"{origin}: {key}={value!r} must be a finite number")
     return float(value) if tp is float else value
 
 

@@ -12,11 +12,9 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import DataError
-from unsupervised_mnist.evaluation.metrics import psnr_db
+from unsupervised_mnist.image_metrics import psnr_db
 from unsupervised_mnist.io import save_npz
 from unsupervised_mnist.seeding import derive_seed
-
-SPLIT_NAMES = ("train", "val", "test")
 
 
 def _stratified(labels: np.ndarray, share: float, seed: int, what: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,1 @@
+"""Evaluation: one code path for every representation (reconstruction, clustering, sample quality)."""

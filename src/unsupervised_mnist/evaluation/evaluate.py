@@ -15,7 +15,7 @@ from unsupervised_mnist.evaluation import metrics as m
 from unsupervised_mnist.evaluation.classifier import Classifier, features_and_probs
 from unsupervised_mnist.evaluation.clustering import kmeans_scores, umap_embedding
 from unsupervised_mnist.evaluation.likelihood import vae_bounds
-from unsupervised_mnist.evaluation.sample_quality import sample_quality
+from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
 from unsupervised_mnist.models.vae import VAE
 from unsupervised_mnist.seeding import derive_seed, torch_generator
 
@@ -29,11 +29,6 @@ def device_of(rep) -> torch.device:
 @torch.no_grad()
 def batched(fn, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.cat([fn(x[i:i + BATCH].to(device)).float().cpu() for i in range(0, len(x), BATCH)])
-
-
-def reference_count(params: Params, val: Split, test: Split) -> int:
-    """Sample count for FID/KID: the same for generated samples and for the real val-vs-test reference."""
-    return min(params.evaluate.n_samples, len(val), len(test))
 
 
 def reconstruction_metrics(rep, clean: torch.Tensor, noisy: torch.Tensor, device) -> dict[str, float]:
@@ -92,7 +87,7 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
     if hasattr(rep, "features"):  # the GAN's discriminator features: a second code
         metrics |= clustering_metrics(batched(rep.features, test.clean, device).numpy(), labels, params, "dfeat_")
 
-    n = reference_count(params, val, test)
+    n = reference_count(params.evaluate.n_samples, len(val), len(test))
     train_codes = batched(rep.encode, train.clean, device) if name in ("ae", "pca") else None
     samples = draw_samples(name, rep, n, train_codes, params.seed, device)
     if samples is not None:

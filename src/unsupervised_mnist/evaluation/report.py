@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from unsupervised_mnist.evaluation.representations import REPRESENTATIONS
 from unsupervised_mnist.io import read_json, write_bytes
+from unsupervised_mnist.names import REPRESENTATIONS
 
 COLUMNS = {  # metric key -> column title; higher is better unless the title says otherwise
     "test/psnr_db": "denoise PSNR dB",

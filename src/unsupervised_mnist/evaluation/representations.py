@@ -8,10 +8,10 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
-from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
+from unsupervised_mnist.models import load_checkpoint
+from unsupervised_mnist.names import BASELINES, REPRESENTATIONS
 
-BASELINES = ("pca", "pixels")
-REPRESENTATIONS = (*MODEL_NAMES, *BASELINES)
+__all__ = ["BASELINES", "REPRESENTATIONS", "PCARepresentation", "PixelRepresentation", "load_representation"]
 
 
 class PCARepresentation:

@@ -10,6 +10,12 @@ import numpy as np
 from scipy import linalg
 
 
+def reference_count(n_samples: int, *split_sizes: int) -> int:
+    """Sample count for FID/KID: `evaluate.n_samples`, capped by the real splits it is compared with, and
+    the same for generated samples and for the real-vs-real reference (FID's bias depends on the count)."""
+    return min(n_samples, *split_sizes)
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)) (Heusel et al., 2017)."""
     a, b = a.astype(np.float64), b.astype(np.float64)

@@ -1,4 +1,4 @@
-"""The models behind one interface (see DESIGN.md): `latent_dim`, `encode`, `decode`, and `sample`
+"""The models behind one interface: `latent_dim`, `encode`, `decode`, and `sample`
 where they generate. A checkpoint holds the state_dict and the plain-dict config that rebuilds it."""
 
 from __future__ import annotations
@@ -15,8 +15,10 @@ from unsupervised_mnist.io import atomic_path
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.models.gan import GAN
 from unsupervised_mnist.models.vae import VAE
+from unsupervised_mnist.names import MODEL_NAMES
 
-MODEL_NAMES = ("ae", "vae", "gan")
+__all__ = ["MODEL_NAMES", "build", "load_checkpoint", "model_config", "save_checkpoint"]
+
 
 
 def model_config(name: str, params: Params) -> dict[str, Any]:

@@ -1,9 +1,13 @@
 """Log each trained model as single-tensor MLflow models, register them, move the aliases.
 
 Registered names: `<prefix>-<model>-<kind>` with kind denoiser / encoder (AE, VAE) or generator /
-encoder (GAN). Each new version gets the alias `candidate`; `champion` moves when the gate passes
-(see gate.py), for all of a model's names together. Registering again the same weights, trained
-from the same params, data and commit, reuses the version (MLflow itself would add a new one).
+encoder (GAN). Each new version gets the alias `candidate`. Champions are per task (see task.py):
+`champion-<task key>` moves, for all of a model's names together, only when the gate (gate.py) passes
+against the champion of that same task. The plain `champion` alias follows one task, the registered
+model's home task (tag `champion_task`, set at its first registration: the default pipeline's task on
+a fresh store), so it only ever moves after a comparison on that task's test data. Registering again
+the same weights, trained from the same params, data and commit, reuses the version (MLflow itself
+would add a new one).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from unsupervised_mnist.tracking.connection import connect, is_enabled
 from unsupervised_mnist.tracking.exports import single_tensor_modules
 from unsupervised_mnist.tracking.gate import decide
 from unsupervised_mnist.tracking.runs import git_state, training_run
+from unsupervised_mnist.tracking.task import Task
 
 CANDIDATE, CHAMPION = "candidate", "champion"
+HOME_TASK_TAG = "champion_task"  # on each registered model: the task that plain `champion` follows
 EXAMPLE_SIZE = 4  # > 1, so that torch.export keeps the batch dimension dynamic
 
 
@@ -35,6 +41,7 @@ class ModelToRegister:
     checkpoint: Path
     metrics: dict[str, float]  # its metrics/eval/<name>.json
     images: np.ndarray  # a few noisy test images, float32 (n, 1, 28, 28): the input example
+    task: Task  # what its gate metric was measured on
 
 
 def registered_name(params: Params, model: str, kind: str) -> str:
@@ -100,22 +107,37 @@ def _find_version(client: Any, reg_name: str, wanted: dict[str, str]) -> Any | N
     return None
 
 
-def _champion(client: Any, reg_name: str, metric: str) -> tuple[str | None, float | None]:
-    """The champion's version and its value of `metric` (from its run if the gate's metric changed)."""
+def _alias_version(client: Any, reg_name: str, alias: str) -> Any | None:
     from mlflow.exceptions import MlflowException
 
     try:
-        version = client.get_model_version_by_alias(reg_name, CHAMPION)
+        return client.get_model_version_by_alias(reg_name, alias)
     except MlflowException:
+        return None
+
+
+def _task_champion(client: Any, reg_name: str, task: Task) -> tuple[str | None, float | None]:
+    """The champion of `task` and its gate value: measured on that task, so comparable."""
+    version = _alias_version(client, reg_name, task.champion_alias)
+    if version is None:
         return None, None
-    number = str(version.version)  # some stores answer with an int, others with a str
-    if version.tags.get("gate_metric") == metric:
-        return number, float(version.tags["gate_value"])
-    try:
-        value = client.get_run(version.tags.get("run_id", "")).data.metrics.get(metric)
-    except MlflowException:
-        value = None
-    return number, value
+    value = version.tags.get("gate_value")
+    return str(version.version), None if value is None else float(value)  # some stores answer with an int
+
+
+def _home_task(client: Any, reg_names: list[str], task: Task) -> str | None:
+    """The task plain `champion` follows: the registered model's tag, set at its first registration.
+    A store whose `champion` predates task tracking keeps that champion's own task (or none: then
+    plain `champion` stays where it is)."""
+    tags = client.get_registered_model(reg_names[0]).tags
+    if HOME_TASK_TAG in tags:
+        return tags[HOME_TASK_TAG]
+    legacy = _alias_version(client, reg_names[0], CHAMPION)
+    home = task.key if legacy is None else legacy.tags.get("task")
+    if home is not None:
+        for reg_name in reg_names:
+            client.set_registered_model_tag(reg_name, HOME_TASK_TAG, home)
+    return home
 
 
 def register_models(params: Params, items: list[ModelToRegister], prepared_dir: Path) -> dict[str, dict[str, Any]]:
@@ -131,16 +153,19 @@ def register_models(params: Params, items: list[ModelToRegister], prepared_dir: 
 
 def _report(params: Params, item: ModelToRegister) -> dict[str, Any]:
     metric = getattr(params.register, item.name).metric
-    return {"metric": metric, "value": item.metrics[metric]}
+    return {"metric": metric, "value": item.metrics[metric], "task": item.task.key,
+            "task_alias": item.task.champion_alias, "test_set": item.task.identity}
 
 
 def register_model(params: Params, item: ModelToRegister, client: Any, experiment_id: str,
                    wanted: dict[str, str]) -> dict[str, Any]:
-    """Register `item` (or reuse its version), set `candidate`, and move `champion` if the gate passes."""
-    gate = getattr(params.register, item.name)
+    """Register `item` (or reuse its version), set `candidate`, and move its task's champion, and plain
+    `champion` when that is its task, if the gate passes against that task's champion."""
+    gate, task = getattr(params.register, item.name), item.task
     report = _report(params, item)
     value = report["value"]
-    gate_tags = {"gate_metric": gate.metric, "gate_value": repr(float(value)) if math.isfinite(value) else "nan"}
+    gate_tags = {"gate_metric": gate.metric, "gate_value": repr(float(value)) if math.isfinite(value) else "nan",
+                 "task": task.key, **{f"task.{key}": text for key, text in task.identity.items()}}
     modules = single_tensor_modules(item.model)
     versions, run_id = {}, None
     for kind, module in modules.items():
@@ -156,14 +181,23 @@ def register_model(params: Params, item: ModelToRegister, client: Any, experimen
         client.set_registered_model_alias(reg_name, CANDIDATE, version.version)
         versions[kind] = (reg_name, str(version.version))
 
+    reg_names = [name for name, _ in versions.values()]
     primary_name, primary_version = next(iter(versions.values()))
-    champion_version, champion_value = _champion(client, primary_name, gate.metric)
+    home = _home_task(client, reg_names, task)
+    champion_version, champion_value = _task_champion(client, primary_name, task)
+    compared = None if champion_version in (None, primary_version) else {"version": int(champion_version),
+                                                                        "value": champion_value}
     decision = decide(gate, value, champion_value, champion_version, primary_version)
     if decision.promote:
+        aliases = [task.champion_alias] + ([CHAMPION] if home == task.key else [])
         for reg_name, version in versions.values():
-            client.set_registered_model_alias(reg_name, CHAMPION, version)
+            for alias in aliases:
+                client.set_registered_model_alias(reg_name, alias, version)
         champion_version = primary_version
-    return {**report, "promoted": decision.promote, "reason": decision.reason,
-            "candidate_version": int(primary_version),
+    plain = _alias_version(client, primary_name, CHAMPION)
+    return {**report, "promoted": decision.promote, "reason": f"task {task.key}: {decision.reason}",
+            "candidate_version": int(primary_version), "compared_with": compared,
             "champion_version": None if champion_version is None else int(champion_version),
+            "champion_alias": {"task": home, "version": None if plain is None else int(plain.version),
+                               "same_task": home == task.key},
             "registered_models": {kind: name for kind, (name, _) in versions.items()}}

@@ -12,7 +12,7 @@ from typing import Any
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.io import read_json, write_json
-from unsupervised_mnist.models import MODEL_NAMES
+from unsupervised_mnist.names import MODEL_NAMES
 from unsupervised_mnist.tracking.connection import connect, is_enabled, tracking_uri
 
 MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
@@ -37,16 +37,20 @@ def flat_params(params: Params) -> dict[str, str]:
     return flat
 
 
+CODE_PATHS = ("src", "pipeline", "params.yaml", "dvc.yaml")  # what shapes a run; outputs are left out
+
+
 def git_state() -> tuple[str, bool]:
-    """(commit, dirty): dirty when the code or params differ from that commit. The pipeline's own
-    outputs (metrics/, reports/) are left out: writing them must not make a run look dirty."""
+    """(commit, dirty): dirty when the code or params differ from that commit, an untracked (not
+    ignored) file among them included. The pipeline's own outputs (metrics/, reports/) are left out:
+    writing them must not make a run look dirty."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
-        diff = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "src", "pipeline", "params.yaml", "dvc.yaml"],
-                              capture_output=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
+                                capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return "unknown", True
-    return commit.strip(), diff.returncode != 0
+    return commit.strip(), bool(status.strip())
 
 
 def params_hash(params: Params) -> str:

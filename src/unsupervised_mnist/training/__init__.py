@@ -1,0 +1,1 @@
+"""Training: the engine (whole split on the device, one sync per epoch), objectives, torchrun support."""

@@ -13,7 +13,6 @@ images across the ranks; the epoch's means are averaged over the ranks in the sa
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -30,27 +29,6 @@ from unsupervised_mnist.training.distributed import World, max_over_ranks, mean_
 from unsupervised_mnist.training.objectives import Objective
 
 VAL_BATCH = 1000
-
-
-def select_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("params.yaml: train.device='cuda' but no CUDA device is available (use auto or cpu)")
-    if choice == "auto":
-        choice = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(choice)
-
-
-def make_deterministic(device: torch.device, threads: int) -> None:
-    if threads:
-        torch.set_num_threads(threads)
-    if device.type == "cuda":
-        # cuBLAS needs a fixed workspace for reproducible matrix products; a few CUDA kernels have no
-        # deterministic version, so there we warn instead of failing.
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.backends.cudnn.benchmark = False
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    else:
-        torch.use_deterministic_algorithms(True)
 
 
 @dataclass

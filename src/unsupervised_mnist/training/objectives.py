@@ -14,32 +14,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from unsupervised_mnist.config import Params
+from unsupervised_mnist.device import autocast_for
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.models.gan import GAN
 from unsupervised_mnist.models.vae import VAE, negative_elbo
 from unsupervised_mnist.training.distributed import World, wrap
 
 Losses = dict[str, torch.Tensor]
-
-
-def native_bf16(device: torch.device) -> bool:
-    """bf16 matrix units: any recent CUDA GPU, or a CPU with AMX / AVX512-BF16 (oneDNN uses them)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    if precision == "auto":
-        return "bf16" if native_bf16(device) else "fp32"
-    return precision
-
-
-def autocast_for(device: torch.device, precision: str = "auto") -> Callable[[], contextlib.AbstractContextManager]:
-    """bf16 autocast for the forward pass (no loss scaling needed, unlike fp16); losses stay in fp32."""
-    if resolve_precision(precision, device) == "bf16":
-        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext
 
 
 def recon_mse(model: nn.Module, inputs: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:

@@ -12,12 +12,13 @@ import torch
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
+from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import ParamsError
 from unsupervised_mnist.io import sha256_file, write_bytes, write_json
 from unsupervised_mnist.models import build, model_config, save_checkpoint
 from unsupervised_mnist.seeding import derive_seed
 from unsupervised_mnist.training.distributed import World, setup, world_from_env
-from unsupervised_mnist.training.engine import FitSpec, fit, make_deterministic, select_device
+from unsupervised_mnist.training.engine import FitSpec, fit
 from unsupervised_mnist.training.objectives import make_objective
 
 CHECKPOINT_DIR = Path(".checkpoints")

@@ -1,0 +1,162 @@
+"""Lineage: every stage's `deps` in dvc.yaml cover exactly the project modules its script imports
+(transitively, lazy imports inside functions included), so a code change reruns what it affects and
+nothing else. Also: imports go down the layers, and pyproject.toml declares every third-party import."""
+
+from __future__ import annotations
+
+import ast
+import importlib.metadata
+import re
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import REPO
+
+PACKAGE = "unsupervised_mnist"
+SRC = REPO / "src"
+
+
+# ---------------------------------------------------------------- import closures
+def imported_modules(path: Path) -> set[str]:
+    """Dotted names of every module `path` imports, anywhere in the file (`from a import b` may name a
+    submodule `a.b`: both candidates are returned and the caller keeps those that exist)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def module_file(name: str, src: Path = SRC) -> Path | None:
+    base = src / name.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def closure(script: Path, src: Path = SRC) -> set[Path]:
+    """The project files `script` runs: itself, every project module it imports, transitively, and
+    the packages' __init__.py files that importing them executes."""
+    seen: set[Path] = set()
+    todo = [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in imported_modules(path):
+            if name.split(".")[0] != PACKAGE:
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # a.b.c executes a/__init__, a/b/__init__, then a/b/c
+                found = module_file(".".join(parts[:depth]), src)
+                if found is not None:
+                    todo.append(found)
+    return seen
+
+
+def stage_scripts(dvc_yaml: str) -> dict[str, tuple[Path, list[str]]]:
+    """stage name -> (its script, its deps), for every stage whose command is `python pipeline/X.py`."""
+    stages = {}
+    for name, stage in yaml.safe_load(dvc_yaml)["stages"].items():
+        body = stage.get("do", stage)
+        match = re.match(r"python (pipeline/\w+\.py)", body["cmd"])
+        assert match, f"stage {name}: command {body['cmd']!r} does not run a pipeline/ script"
+        deps = [d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])]
+        stages[name] = (REPO / match.group(1), deps)
+    return stages
+
+
+def lineage_problems(dvc_yaml: str) -> list[str]:
+    """One line per project file a stage runs but does not depend on, or depends on but never runs."""
+    problems = []
+    for name, (script, deps) in stage_scripts(dvc_yaml).items():
+        covered = {d for d in deps if d.startswith(("src/", "pipeline/")) and "${" not in d}
+        runs = {str(p.relative_to(REPO)) for p in closure(script)}
+        problems += [f"stage {name}: imports {path} but does not depend on it" for path in sorted(runs - covered)]
+        problems += [f"stage {name}: depends on {path} but never imports it" for path in sorted(covered - runs)]
+    return problems
+
+
+def test_every_stage_depends_on_exactly_the_modules_it_imports():
+    problems = lineage_problems((REPO / "dvc.yaml").read_text())
+    assert not problems, "\n".join(problems)
+
+
+def test_a_removed_dep_is_named():
+    text = (REPO / "dvc.yaml").read_text()
+    assert "      - src/unsupervised_mnist/seeding.py\n" in text
+    problems = lineage_problems(text.replace("      - src/unsupervised_mnist/seeding.py\n", "", 1))
+    assert problems == ["stage prepare: imports src/unsupervised_mnist/seeding.py but does not depend on it"]
+
+
+def test_train_closure_reaches_the_low_layers():
+    files = {str(p.relative_to(REPO)) for p in closure(REPO / "pipeline/train.py")}
+    assert {"src/unsupervised_mnist/seeding.py", "src/unsupervised_mnist/config.py",
+            "src/unsupervised_mnist/data/noise.py", "src/unsupervised_mnist/data/dataset.py",
+            "src/unsupervised_mnist/io.py"} <= files
+
+
+# ---------------------------------------------------------------- layers
+LOWER = {"data": ("training", "evaluation", "tracking"), "models": ("training", "evaluation", "tracking"),
+         "training": ("evaluation", "tracking"), "evaluation": ("tracking",)}
+
+
+@pytest.mark.parametrize("layer", sorted(LOWER))
+def test_imports_go_down_the_layers(layer):
+    for path in sorted((SRC / PACKAGE / layer).rglob("*.py")):
+        for name in imported_modules(path):
+            parts = name.split(".")
+            assert not (parts[0] == PACKAGE and len(parts) > 1 and parts[1] in LOWER[layer]), \
+                f"{path.relative_to(REPO)} imports {name}: {layer} must not import {', '.join(LOWER[layer])}"
+
+
+def test_no_private_torch_api():
+    for path in sorted([*SRC.rglob("*.py"), *(REPO / "pipeline").glob("*.py")]):
+        text = path.read_text()
+        assert not re.search(r"torch(\.\w+)*\._[a-z]", text), f"{path.relative_to(REPO)} calls a private torch API"
+
+
+# ---------------------------------------------------------------- declared dependencies
+def third_party_imports() -> dict[str, set[str]]:
+    """top-level module -> files importing it, over src/, pipeline/ and scripts/ (Python files)."""
+    stdlib = set(sys.stdlib_module_names)
+    found: dict[str, set[str]] = {}
+    files = [*SRC.rglob("*.py"), *(REPO / "pipeline").glob("*.py"), *(REPO / "scripts").glob("*.py")]
+    for path in files:
+        for name in imported_modules(path):
+            top = name.split(".")[0]
+            if top not in stdlib and top != PACKAGE and module_file(top) is None:
+                found.setdefault(top, set()).add(str(path.relative_to(REPO)))
+    # `from a import b` also yields "a.b": keep only real top-level modules (their first part)
+    return found
+
+
+def declared_distributions() -> set[str]:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    requirements = [*project["dependencies"], *(r for extra in project.get("optional-dependencies", {}).values()
+                                                 for r in extra)]
+    return {re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0].lower().replace("_", "-") for r in requirements}
+
+
+# Imports of optional extras that `make install` leaves out: their distribution, by name.
+NOT_INSTALLED = {"umap": {"umap-learn"}}
+
+
+def test_pyproject_declares_every_third_party_import():
+    providers = importlib.metadata.packages_distributions()
+    declared = declared_distributions()
+    missing = []
+    for module, files in sorted(third_party_imports().items()):
+        dists = {d.lower().replace("_", "-") for d in providers.get(module, [])} or NOT_INSTALLED.get(module, set())
+        assert dists, f"{module} (imported by {sorted(files)}) is not installed"
+        if not dists & declared:
+            missing.append(f"{module} from {sorted(dists)} (imported by {', '.join(sorted(files))})")
+    assert not missing, "not declared in pyproject.toml: " + "; ".join(missing)
