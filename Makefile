@@ -7,7 +7,11 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: pipeline test install lint ui mlflow-server retrain smoke-retrain clean-venv
+.PHONY: help pipeline test install lint ui plots mlflow-server retrain smoke-retrain clean-venv
+.DEFAULT_GOAL := help
+
+help:  ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 pipeline: install  ## create the venv, install, run the whole pipeline (dvc repro)
 	dvc repro
@@ -15,7 +19,7 @@ pipeline: install  ## create the venv, install, run the whole pipeline (dvc repr
 test: install  ## run the test suite
 	pytest -q
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed  ## create .venv and pip install -e ".[dev]" (again when pyproject.toml changes)
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,12 +27,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
-lint: install
-	ruff check src pipeline tests bench
+lint: install  ## ruff over everything CI lints
+	ruff check src pipeline tests bench scripts
 
-# Tiny params for a quick end-to-end run (CI's smoke retrain): a few hundred images, one or two epochs.
-SMOKE := -S data.subset_fraction=0.2 -S train.batch_size=32 -S ae.epochs=2 -S vae.epochs=1 -S gan.epochs=1 \
-         -S classifier.epochs=1 -S evaluate.kmeans_inits=2 -S evaluate.iwae_k=8 -S register.gan.floor=1000
+# Tiny params for a quick end-to-end run (CI's smoke retrain): the tests' own, from tests/tiny_params.yaml.
+SMOKE := $(shell sed -n 's/^\([a-z_.]*\): *\([^ #]*\).*/-S \1=\2/p' tests/tiny_params.yaml)
 ARGS ?=
 
 # retrain and smoke-retrain expect `make install` done (the workflows run it first): no install
@@ -39,7 +42,8 @@ retrain:  ## dvc repro + params/metrics diffs + registry decisions -> reports/re
 smoke-retrain:  ## the same on tiny params (edits params.yaml: run it in a scratch clone)
 	scripts/retrain $(SMOKE) $(ARGS)
 
-ui: install  ## the MLflow UI over the local store (with a shared server, open its URL instead)
+ui: install  ## the MLflow UI over the local store; prints the URL of the runs table (with a shared server, open its URL)
+	@python scripts/mlflow_ui_url.py http://127.0.0.1:5000
 	mlflow server --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000 --workers 1
 
 # A team's tracking server: PostgreSQL for runs and registry, artifacts proxied by the server
@@ -50,5 +54,5 @@ mlflow-server: install  ## mlflow server on MLFLOW_BACKEND (PostgreSQL), artifac
 	mlflow server --backend-store-uri "$(MLFLOW_BACKEND)" --artifacts-destination "$(MLFLOW_ARTIFACTS)" \
 	    --host 127.0.0.1 --port 5000
 
-clean-venv:
+clean-venv:  ## remove .venv
 	rm -rf $(VENV)

@@ -28,6 +28,7 @@ from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.idx import encode_idx
 from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
 from unsupervised_mnist.models.ae import AutoEncoder
+from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.engine import FitSpec, run_epoch
 from unsupervised_mnist.training.objectives import AEObjective, Objective
 
@@ -56,7 +57,8 @@ def examples_vae_loss(model, x, generator):
 
 class ExamplesVAEObjective(Objective):
     def __init__(self, model, device, precision):
-        super().__init__(model, False, device, precision)
+        super().__init__(model, {"vae": model}, denoising=False, device=device, precision=precision,
+                         world=SINGLE_PROCESS)
         self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=1e-3)}
 
     def train_step(self, clean, noisy, generator):

@@ -1,7 +1,6 @@
 """Stage `evaluate@<name>`: python pipeline/evaluate.py {ae,vae,gan,pca,pixels}
 -> metrics/eval/<name>.json and plots/eval/<name>/*.png."""
 
-import json
 import sys
 
 import torch
@@ -13,10 +12,9 @@ from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
 from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluated_paths
-from unsupervised_mnist.evaluation.figures import save_figures
 from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
+from unsupervised_mnist.figures import save_representation_figures
 from unsupervised_mnist.io import write_json
-from unsupervised_mnist.tracking.runs import log_evaluation
 
 
 def load_classifier(device: torch.device) -> Classifier:
@@ -34,17 +32,25 @@ def main(params: Params) -> None:
         raise UserError(f"usage: python pipeline/evaluate.py {{{','.join(REPRESENTATIONS)}}}")
     name = sys.argv[1]
     device = select_device(params.train.device)
-    make_deterministic(device, params.train.threads)
+    make_deterministic(device, params.train.threads, training=False)
     train, val, test = load_split("train"), load_split("val"), load_split("test")
     rep = load_representation(name, train.clean, params.latent_dim, params.seed, device)
     metrics, extra = evaluate(name, rep, params, train, val, test, load_classifier(device))
     metrics_path, plots_dir = evaluated_paths(name)
+    device = device_of(rep)
     with torch.no_grad():
-        save_figures(plots_dir, name, rep, test.clean.to(device_of(rep)), test.noisy.to(device_of(rep)), test.labels,
-                     extra["codes"], extra["samples"])
-    write_json(metrics_path, metrics)
-    log_evaluation(params, name, metrics, sorted(plots_dir.glob("*.png")))
-    print(f"evaluate {name}: " + json.dumps({k: v for k, v in metrics.items() if "class_share" not in k}))
+        save_representation_figures(plots_dir, name, rep, test.clean.to(device), test.noisy.to(device), test.labels,
+                                    extra["codes"], extra["samples"])
+    write_json(metrics_path, metrics)  # logged to MLflow by the register stage, with the figures
+    print(f"evaluate {name}: " + summary_line(metrics))
+
+
+def summary_line(metrics: dict[str, float]) -> str:
+    """The numbers a reader compares, in one short line (all of them are in the metrics file)."""
+    shown = {"psnr_db": "PSNR {:.2f} dB", "ssim": "SSIM {:.3f}", "kmeans_acc": "k-means ACC {:.3f}",
+             "kmeans_nmi": "NMI {:.3f}", "umap_kmeans_acc": "UMAP+k-means ACC {:.3f}", "fid": "FID {:.1f}",
+             "classifier_score": "cls score {:.2f}", "neg_elbo": "-ELBO {:.1f}", "iwae_nll": "-IWAE {:.1f}"}
+    return ", ".join(text.format(metrics[f"test/{key}"]) for key, text in shown.items() if f"test/{key}" in metrics)
 
 
 if __name__ == "__main__":

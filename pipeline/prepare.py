@@ -7,7 +7,7 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.data.prepare import prepare
 from unsupervised_mnist.data.sources import read_raw
-from unsupervised_mnist.figures import save_rows
+from unsupervised_mnist.figures import first_of_each_class, save_rows
 from unsupervised_mnist.io import write_json
 
 
@@ -16,8 +16,8 @@ def main(params: Params) -> None:
     metrics = prepare(splits, params, PREPARED_DIR)
     write_json("metrics/data.json", metrics)
     test = load_split("test")
-    first_of_each_class = [int((test.labels == c).nonzero()[0]) for c in range(10) if (test.labels == c).any()]
-    save_rows("plots/data/noisy_examples.png", [test.clean[first_of_each_class], test.noisy[first_of_each_class]])
+    first = first_of_each_class(test.labels)
+    save_rows("plots/data/noisy_examples.png", [test.clean[first], test.noisy[first]])
     counts = {name: s["n"] for name, s in metrics["splits"].items()}
     print(f"prepare: {counts}, noisy test PSNR {metrics['test_noisy_psnr_db']:.2f} dB")
 

@@ -1,6 +1,6 @@
-"""Stage `register`: log the trained models to MLflow, register them, move `candidate` and, through the
-quality gate, the champion of their task -> metrics/register.json (what was compared with what, on which
-test set, and why)."""
+"""Stage `register`: log every evaluation (metrics, figures) into its MLflow run, log the trained models,
+register them, move `candidate` and, through the quality gate, the champion of their task
+-> metrics/register.json (what was compared with what, on which test set, and why)."""
 
 from pathlib import Path
 
@@ -10,6 +10,7 @@ from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, write_json
 from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
+from unsupervised_mnist.names import REPRESENTATIONS
 from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
 from unsupervised_mnist.tracking.task import task_for
 
@@ -33,7 +34,9 @@ def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
     n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
     items = [to_register(name, params, images, n_samples) for name in MODEL_NAMES]  # check all before logging
-    decisions = register_models(params, items, PREPARED_DIR)
+    evaluations = {name: (read_json(f"metrics/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
+                   for name in REPRESENTATIONS}
+    decisions = register_models(params, items, PREPARED_DIR, evaluations)
     write_json(REPORT, decisions)  # only once every model went through: a failure leaves the last report
     for name, decision in decisions.items():
         print(f"register {name}: {'champion' if decision['promoted'] else 'not champion'}: {decision['reason']}")

@@ -19,17 +19,18 @@ def main(params: Params) -> None:
     if params.train.nproc_per_node > 1 and not world.distributed:
         # The dvc.yaml command stays the same: relaunch this script under torchrun, one process per rank.
         sys.exit(subprocess.run(torchrun_command(params.train.nproc_per_node, __file__, name)).returncode)
-    run_id = start_training_run(params, name) if world.is_main else None  # None when tracking is off
+    run = start_training_run(params, name) if world.is_main else None  # None when tracking is off
+    outputs = Outputs.for_model(name)
     try:
-        history = train_model(name, params, world=world)
+        train_model(name, params, outputs=outputs, world=world, on_epoch=run.log_epoch if run else None)
     except BaseException:
-        finish_training_run(params, run_id, None, [], failed=True)
+        finish_training_run(run, [], failed=True)
         raise
     finally:
         teardown(world)
     if world.is_main:
-        finish_training_run(params, run_id, history, [Outputs.for_model(name).curves])
-        write_run_file(run_file(name), run_id)
+        finish_training_run(run, [outputs.curves, outputs.timings], outputs.timings)
+        write_run_file(run_file(name), run)
 
 
 if __name__ == "__main__":

@@ -15,16 +15,37 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# .ci/run sets this: there a missing system package fails its tests instead of skipping them.
+REQUIRE_SYSTEM_ENV = "UMNIST_REQUIRE_SYSTEM_PACKAGES"
+CHROMIUM = Path(os.environ.get("UMNIST_CHROMIUM", "/usr/bin/chromium"))  # Debian's; CI on GitHub uses Chrome
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+def require_system(what: str, present: bool, package: str) -> None:
+    """Skip (one line naming what to install) when a system package is missing; fail instead under
+    .ci/run, which installs them, so that CI never skips these tests silently."""
+    if present:
+        return
+    message = f"needs {what}: apt-get install {package}"
+    if os.environ.get(REQUIRE_SYSTEM_ENV) == "1":
+        pytest.fail(f"{message} ({REQUIRE_SYSTEM_ENV}=1: .ci/run installs it)")
+    pytest.skip(message)
 ENV = {**os.environ, "DVC_NO_ANALYTICS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "UMNIST_MLFLOW": "off"}
 ENV.pop("MLFLOW_TRACKING_URI", None)  # tests choose their store themselves
 # With MLflow tracking on, into the copy's own sqlite:///mlflow.db unless a test sets MLFLOW_TRACKING_URI.
 TRACKED_ENV = {**ENV, "UMNIST_MLFLOW": "on"}
 
-# Small enough for CI: 1,000 mnist5k images (720 train / 80 val / 200 test), one or two epochs.
-TINY = {"data.subset_fraction": 0.2}
+# Small enough for CI: tests/tiny_params.yaml, shared with the Makefile's smoke retrain.
+TINY = yaml.safe_load((REPO / "tests/tiny_params.yaml").read_text())
 
 
 def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -142,10 +163,8 @@ def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]
 def postgres_cluster() -> Iterator[str]:
     """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's `postgresql`); yields a database URI.
     PostgreSQL refuses to run as root, so as root (CI) it runs as the `postgres` user."""
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    if not bins:
-        raise AssertionError("PostgreSQL is not installed: apt-get install postgresql (.ci/run does)")
-    bin_dir = bins[-1].parent
+    bin_dir = postgres_bin()
+    require_system("PostgreSQL", bin_dir is not None, "postgresql")
     as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
     folder = Path(tempfile.mkdtemp(prefix="umnist-pg-"))  # not under pytest's 0700 tmp: postgres must reach it
     data, port = folder / "data", free_port()

@@ -1,5 +1,4 @@
 import pytest
-import yaml
 from helpers import REPO, params_with, run_stage, write_params
 
 from unsupervised_mnist.config import load_params, parse_params
@@ -68,4 +67,3 @@ def test_unreadable_yaml(tmp_path):
     (tmp_path / "params.yaml").write_text("seed: [unclosed\n")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(tmp_path / "params.yaml")
-    yaml.safe_load("seed: 1")

@@ -1,6 +1,8 @@
 """scripts/retrain, the logic behind the retrain workflow, run for real on a copy of the tiny project."""
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,24 +27,43 @@ def test_retrain_reports_the_changed_param_and_the_moved_metrics(tiny_repo, tmp_
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "tiny params and their results")
 
-    first = retrain(repo)  # nothing changed since the tiny run: DVC reruns nothing
+    # CI's smoke retrain (ci.yml): its tiny params are the suite's own (tests/tiny_params.yaml), so on the
+    # tiny project nothing changes and DVC reruns nothing.
+    venv = Path(sys.executable).parent.parent
+    first = subprocess.run(["make", "-C", str(repo), "smoke-retrain", f"VENV={venv}"], env=TRACKED_ENV,
+                           capture_output=True, text=True)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "Running stage" not in first.stdout
     report = (repo / "reports/retrain.md").read_text()
     assert "`dvc repro` succeeded" in report and "no DVC remote configured" in report
     assert "ae.epochs" in section(report, "Params changed")  # HEAD~1 holds the full-size params
+    assert "-S ae.epochs=6" in report or "ae.epochs=6" in report  # the overrides it applied
 
-    second = retrain(repo, "--base", "HEAD", "-S", "ae.epochs=2")
+    # A worse AE (fewer epochs); the floor is lowered so that the comparison decides, not the floor.
+    second = retrain(repo, "--base", "HEAD", "-S", "ae.epochs=2", "-S", "register.ae.floor=5")
     assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
     report = (repo / "reports/retrain.md").read_text()
     params = section(report, "Params changed")
-    assert "| ae.epochs | 6 " in params and "| 2 " in params, params
-    assert len([line for line in params.splitlines() if line.startswith("| ") and "Path" not in line]) == 1
+    assert re.search(r"\| ae\.epochs +\| 6 +\| 2 +\|", params), params
+    assert len([line for line in params.splitlines() if line.startswith("| ") and "Path" not in line]) == 2
     metrics = section(report, "Metrics moved")
     assert "metrics/eval/ae.json" in metrics and "test/psnr_db" in metrics, metrics
     assert "metrics/eval/vae.json" not in metrics  # only what depends on the AE moved
     decisions = section(report, "Registry decisions")
     assert "| ae | test/psnr_db |" in decisions and "not champion" in decisions, decisions
     assert "ae.epochs=2" in report
+
+    decision = json.loads((repo / "metrics/register.json").read_text())["ae"]
+    assert decision["promoted"] is False and decision["candidate_version"] == 2
+    assert decision["champion_version"] == 1 and decision["compared_with"]["version"] == 1
+    assert "does not beat champion v1" in decision["reason"], decision["reason"]
+    from mlflow import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{repo / 'mlflow.db'}")
+    for kind in ("denoiser", "encoder"):
+        name = f"unsupervised-mnist-ae-{kind}"
+        assert str(client.get_model_version_by_alias(name, "candidate").version) == "2"
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
 
 
 def test_overrides_are_set_in_place_keeping_comments():

@@ -79,7 +79,7 @@ def test_batch_must_split_evenly_over_the_processes(prepared_project, tmp_path):
     assert "train.batch_size=63 must be divisible by the 2 training processes" in result.stderr
 
 
-# The MLflow server on PostgreSQL: see tests/test_reproducibility.py (its second clone tracks there).
+# The MLflow server on PostgreSQL: see tests/test_mlflow.py.
 
 
 def test_dvc_remote_push_then_fresh_clone_pull_reruns_nothing(tiny_repo, tmp_path):

@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 import pytest
-from helpers import params_with
+from helpers import params_with, require_system
 
 from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.data import sources
@@ -84,8 +84,8 @@ def test_checksum_that_no_longer_matches(tmp_path):
         sources.read_raw(tmp_path / "raw")
 
 
-@pytest.mark.skipif(not sources.DEBIAN_FASHION_MNIST.is_dir(), reason="apt-get install dataset-fashion-mnist")
 def test_fashion_mnist_from_debian_folder_by_default(tmp_path):
+    require_system("Debian's Fashion-MNIST", sources.DEBIAN_FASHION_MNIST.is_dir(), "dataset-fashion-mnist")
     checksums = sources.materialise(data_params(source="fashion-mnist"), tmp_path / "raw")
     assert checksums["counts"] == {"train": 60000, "test": 10000}
     assert checksums["origin"] == str(sources.DEBIAN_FASHION_MNIST)

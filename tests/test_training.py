@@ -1,5 +1,7 @@
 """Training on tiny configs: the models learn, runs are reproducible, faults are caught, kills resume."""
 
+import shutil
+
 import pytest
 import torch
 from helpers import params_with, run_stage, write_params
@@ -22,11 +24,11 @@ def prepared(tmp_path_factory):
     return folder / "data/prepared"
 
 
-def train(name, prepared, tmp_path, overrides=None, **kwargs):
+def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
     params = parse_params(params_with({"data.subset_fraction": 0.2, **FAST, **(overrides or {})}))
     outputs = Outputs.for_model(name, tmp_path)
     history = train_model(name, params, prepared_dir=prepared, outputs=outputs,
-                          checkpoint_dir=tmp_path / ".checkpoints", **kwargs)
+                          checkpoint_dir=tmp_path / ".checkpoints", on_epoch=on_epoch)
     return history, outputs
 
 
@@ -76,20 +78,6 @@ def test_interface_shapes_and_ranges(prepared, tmp_path, name, arch):
             assert s.shape == (3, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
 
 
-def test_same_params_same_metric_bytes(tmp_path):
-    runs = []
-    for run in ("a", "b"):
-        folder = tmp_path / run
-        write_params(folder, FAST)
-        for stage in ("check", "data", "prepare"):
-            run_stage(folder, stage)
-        for name in MODEL_NAMES:
-            run_stage(folder, "train", name)
-        runs.append({name: (folder / f"metrics/train/{name}.json").read_bytes() for name in MODEL_NAMES})
-    assert runs[0] == runs[1]
-    assert b'"epochs": 2' in runs[0]["ae"]
-
-
 def test_nan_loss_stops_with_message_and_keeps_model(prepared, tmp_path):
     earlier = Outputs.for_model("vae", tmp_path).model
     earlier.parent.mkdir(parents=True)
@@ -99,23 +87,38 @@ def test_nan_loss_stops_with_message_and_keeps_model(prepared, tmp_path):
     assert earlier.read_bytes() == b"the earlier model"
 
 
-def test_nan_loss_in_the_stage_is_one_line(tmp_path):
+def test_nan_loss_in_the_stage_is_one_line(prepared, tmp_path):
     write_params(tmp_path, {**FAST, "vae.lr": 1.0, "vae.arch": "mlp"})
-    for stage in ("check", "data", "prepare"):
-        run_stage(tmp_path, stage)
+    shutil.copytree(prepared, tmp_path / "data/prepared")
     result = run_stage(tmp_path, "train", "vae", check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("error: vae: loss became NaN or Inf at epoch 1, step ")
     assert not (tmp_path / "models/vae.pt").exists()
 
 
+class Killed(Exception):
+    """Stands for the process dying right after an epoch was checkpointed."""
+
+
+def kill_after(epoch):
+    def on_epoch(row):
+        if row["epoch"] == epoch:
+            raise Killed
+
+    return on_epoch
+
+
 @pytest.mark.parametrize("name", ["ae", "gan"])
 def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path, name):
     overrides = {f"{name}.epochs": 4}
     _, whole = train(name, prepared, tmp_path / "whole", overrides)
-    assert train(name, prepared, tmp_path / "split", overrides, stop_after=2)[0] is None
+    with pytest.raises(Killed):
+        train(name, prepared, tmp_path / "split", overrides, on_epoch=kill_after(2))
     assert not (tmp_path / "split/models").exists()
-    history, resumed = train(name, prepared, tmp_path / "split", overrides)
+    epochs_seen = []
+    history, resumed = train(name, prepared, tmp_path / "split", overrides,
+                             on_epoch=lambda row: epochs_seen.append(row["epoch"]))
+    assert epochs_seen == [3, 4]  # epochs 1 and 2 came from the checkpoint
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     a = torch.load(whole.model, weights_only=True)["state_dict"]
     b = torch.load(resumed.model, weights_only=True)["state_dict"]

@@ -188,10 +188,18 @@ class Params:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def section_hash(self, *sections: str) -> str:
-        """A short, stable hash of some sections: names checkpoints and tags runs."""
+    def _hash(self, *sections: str) -> str:
         wanted = {name: self.to_dict()[name] for name in sections}
         return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
+
+    def params_hash(self) -> str:
+        """All of params.yaml: the `params_hash` tag of every MLflow run."""
+        return self._hash(*self.to_dict())
+
+    def model_hash(self, name: str) -> str:
+        """What shapes the trained model `name` (seed, latent size, data, noise, training, its own section):
+        names its resumable checkpoint and is part of a registered version's identity."""
+        return self._hash("seed", "latent_dim", "data", "noise", "train", name)
 
 
 # ---------------------------------------------------------------- parsing

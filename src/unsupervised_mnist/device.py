@@ -28,9 +28,14 @@ def select_device(choice: str) -> torch.device:
     return torch.device(choice)
 
 
-def make_deterministic(device: torch.device, threads: int) -> None:
+def make_deterministic(device: torch.device, threads: int, *, training: bool = True) -> None:
+    """Same inputs, same bytes. `training=False` (evaluation: forward passes only) skips torch's
+    deterministic-algorithms switch on the CPU, where forward kernels are deterministic for a fixed thread
+    count anyway and the switch costs each stage about a second (it imports torch's compiler config)."""
     if threads:
         torch.set_num_threads(threads)
+    if device.type == "cpu" and not training:
+        return
     if device.type == "cuda":
         # cuBLAS needs a fixed workspace for reproducible matrix products; a few CUDA kernels have no
         # deterministic version, so there we warn instead of failing.

@@ -108,5 +108,6 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
     return metrics, {"codes": codes.numpy(), "samples": samples}
 
 
-def evaluated_paths(name: str, root: Path = Path(".")) -> tuple[Path, Path]:
-    return root / f"metrics/eval/{name}.json", root / f"plots/eval/{name}"
+def evaluated_paths(name: str) -> tuple[Path, Path]:
+    """The metrics file and the figures folder dvc.yaml declares for evaluate@<name>."""
+    return Path(f"metrics/eval/{name}.json"), Path(f"plots/eval/{name}")

@@ -41,10 +41,9 @@ class PixelRepresentation:
         return z.view(-1, 1, 28, 28).clamp(0, 1)
 
 
-def load_representation(name: str, train_clean: torch.Tensor, latent_dim: int, seed: int,
-                        device: torch.device, models_dir: Path = Path("models")):
+def load_representation(name: str, train_clean: torch.Tensor, latent_dim: int, seed: int, device: torch.device):
     if name == "pca":
         return PCARepresentation(train_clean, latent_dim, seed)
     if name == "pixels":
         return PixelRepresentation()
-    return load_checkpoint(models_dir / f"{name}.pt", device)
+    return load_checkpoint(Path("models") / f"{name}.pt", device)

@@ -25,5 +25,6 @@ class AutoEncoder(nn.Module):
         return torch.sigmoid(self.decoder(z))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> reconstructed (denoised) image: one tensor in, one out."""
-        return self.decode(self.encode(x))
+        """The training pass: image -> logits of its reconstruction (tracking/exports.py wraps the
+        sigmoid image version for export)."""
+        return self.decoder(self.encoder(x))

@@ -52,7 +52,3 @@ class GAN(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.discriminator.features(x)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        """Code -> image: the generator, single tensor in and out."""
-        return self.decode(z)

@@ -39,9 +39,12 @@ class VAE(nn.Module):
         z = torch.randn((n, self.latent_dim), generator=generator, device=device)
         return self.decode(z)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Image -> reconstruction from the posterior mean (single tensor, for export)."""
-        return self.decode(self.encode(x))
+    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The training pass: logits of the reconstruction from one posterior sample, and the posterior
+        (mean, log-variance). The sample is drawn in fp32 even under autocast."""
+        mu, logvar = self.posterior(x)
+        z = self.reparameterize(mu.float(), logvar.float(), generator)
+        return self.decoder(z), mu, logvar
 
 
 def negative_elbo(logits: torch.Tensor, target: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,

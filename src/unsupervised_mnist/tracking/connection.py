@@ -21,6 +21,8 @@ DEFAULT_STORE = "mlflow.db"
 DEFAULT_ARTIFACTS = "mlruns"
 DVC_TEMP_WORKSPACES = os.path.join(".dvc", "tmp", "exps")
 REACHABLE_TIMEOUT_S = 5
+# MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI pages.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
 class TrackingError(UserError):
@@ -89,8 +91,11 @@ def connect(params: Params) -> tuple[Any, str]:
         # The default store keeps its artifacts beside it, also when the experiment is first created
         # from a temporary experiment copy (MLflow would otherwise resolve ./mlruns in that copy).
         location = (workspace_root() / DEFAULT_ARTIFACTS).as_uri() if uses_default_store() else None
-        return client, client.create_experiment(params.mlflow.experiment, artifact_location=location)
+        return client, client.create_experiment(params.mlflow.experiment, artifact_location=location,
+                                                tags=dict([EXPERIMENT_KIND]))
     if experiment.lifecycle_stage != "active":
         raise TrackingError(f"MLflow experiment {params.mlflow.experiment!r} at {uri} is deleted: restore it "
                             "or choose another mlflow.experiment in params.yaml")
+    if EXPERIMENT_KIND[0] not in experiment.tags:
+        client.set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
     return client, experiment.experiment_id

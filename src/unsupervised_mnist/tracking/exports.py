@@ -33,15 +33,26 @@ class Images(nn.Module):
         return torch.sigmoid(self.logits(z))
 
 
+class Denoiser(nn.Module):
+    """Noisy image -> clean image in [0, 1]: decode(encode(x)), through the VAE's posterior mean."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.images = encoder, Images(decoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.images(self.encoder(x))
+
+
 def single_tensor_modules(model: nn.Module) -> dict[str, nn.Module]:
     """kind -> module: `denoiser` (noisy image -> clean image), `encoder` (image -> code),
     `generator` (code -> image), each in eval mode."""
     if isinstance(model, GAN):
         modules = {"generator": Images(model.generator), "encoder": model.encoder}
     elif isinstance(model, VAE):
-        modules = {"denoiser": model, "encoder": PosteriorMean(model)}
+        modules = {"denoiser": Denoiser(PosteriorMean(model), model.decoder), "encoder": PosteriorMean(model)}
     elif isinstance(model, AutoEncoder):
-        modules = {"denoiser": model, "encoder": model.encoder}
+        modules = {"denoiser": Denoiser(model.encoder, model.decoder), "encoder": model.encoder}
     else:
         raise TypeError(f"no exports for {type(model).__name__}")
     return {kind: module.eval() for kind, module in modules.items()}

@@ -26,7 +26,7 @@ from unsupervised_mnist.io import sha256_file
 from unsupervised_mnist.tracking.connection import connect, is_enabled
 from unsupervised_mnist.tracking.exports import single_tensor_modules
 from unsupervised_mnist.tracking.gate import decide
-from unsupervised_mnist.tracking.runs import git_state, training_run
+from unsupervised_mnist.tracking.runs import git_state, log_evaluations, training_run
 from unsupervised_mnist.tracking.task import Task
 
 CANDIDATE, CHAMPION = "candidate", "champion"
@@ -56,10 +56,10 @@ def data_checksum(prepared_dir: Path) -> str:
 
 
 def identity(params: Params, item: ModelToRegister, shared: dict[str, str]) -> dict[str, str]:
-    """What makes a version the same version: params, data and code (`shared` by every model of the
-    stage), and the weights themselves."""
+    """What makes a version the same version: the params that shape the model, data and code (`shared`
+    by every model of the stage), and the weights themselves."""
     return {
-        "params_hash": params.section_hash("seed", "latent_dim", "data", "noise", "train", item.name),
+        "model_params_hash": params.model_hash(item.name),
         **shared,
         "model_sha256": sha256_file(item.checkpoint)[:16],
     }
@@ -80,7 +80,8 @@ def _example(kind: str, item: ModelToRegister, latent_dim: int) -> np.ndarray:
 
 
 def _log_version(client: Any, run_id: str, reg_name: str, kind: str, module: torch.nn.Module,
-                 example: np.ndarray, tags: dict[str, str]) -> Any:
+                 example: np.ndarray, tags: dict[str, str]) -> tuple[Any, str]:
+    """Log `module` in the pt2 format into the run and register it: (the version, the logged model's id)."""
     import mlflow
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -97,7 +98,7 @@ def _log_version(client: Any, run_id: str, reg_name: str, kind: str, module: tor
                                         pip_requirements=pip_requirements(), serialization_format="pt2")
     version = mlflow.register_model(info.model_uri, reg_name, tags=tags)
     client.set_model_version_tag(reg_name, version.version, "run_id", run_id)
-    return version
+    return version, info.model_id
 
 
 def _find_version(client: Any, reg_name: str, wanted: dict[str, str]) -> Any | None:
@@ -140,12 +141,15 @@ def _home_task(client: Any, reg_names: list[str], task: Task) -> str | None:
     return home
 
 
-def register_models(params: Params, items: list[ModelToRegister], prepared_dir: Path) -> dict[str, dict[str, Any]]:
-    """Register every model (one connection; data and commit hashed once); name -> its decision."""
+def register_models(params: Params, items: list[ModelToRegister], prepared_dir: Path,
+                    evaluations: dict[str, tuple[dict[str, float], list[Path]]]) -> dict[str, dict[str, Any]]:
+    """Log every evaluation, then register every model (one connection; data and commit hashed once);
+    name -> its decision."""
     if not is_enabled(params):
         return {item.name: _report(params, item) | {"promoted": False, "reason": "MLflow tracking is off "
                                                     "(mlflow.enabled or UMNIST_MLFLOW)"} for item in items}
     client, experiment_id = connect(params)
+    log_evaluations(params, client, experiment_id, evaluations)
     shared = {"data_checksum": data_checksum(prepared_dir), "git_commit": git_state()[0]}
     return {item.name: register_model(params, item, client, experiment_id, identity(params, item, shared))
             for item in items}
@@ -167,14 +171,19 @@ def register_model(params: Params, item: ModelToRegister, client: Any, experimen
     gate_tags = {"gate_metric": gate.metric, "gate_value": repr(float(value)) if math.isfinite(value) else "nan",
                  "task": task.key, **{f"task.{key}": text for key, text in task.identity.items()}}
     modules = single_tensor_modules(item.model)
-    versions, run_id = {}, None
+    versions, run = {}, None
+    # The test metrics also go to each logged model, tied to the test split: the model's page shows them.
+    test_digest = item.task.identity["test_split_sha256"]
+    scores = {k: v for k, v in item.metrics.items() if "class_share" not in k}
     for kind, module in modules.items():
         reg_name = registered_name(params, item.name, kind)
         version = _find_version(client, reg_name, wanted)
         if version is None:
-            run_id = run_id or training_run(params, item.name, client, experiment_id, "register")
+            run = run or training_run(params, item.name, client, experiment_id, "register")
             example = _example(kind, item, params.latent_dim)
-            version = _log_version(client, run_id, reg_name, kind, module, example, {**wanted, **gate_tags})
+            version, model_id = _log_version(client, run.run_id, reg_name, kind, module, example,
+                                             {**wanted, **gate_tags})
+            run.log_metrics(scores, 0, model_id=model_id, dataset_name=params.data.source, dataset_digest=test_digest)
             print(f"register {item.name}: {reg_name} version {version.version}")
         else:
             print(f"register {item.name}: {reg_name} version {version.version} already holds these weights")

@@ -1,25 +1,38 @@
-"""One MLflow run per model per pipeline execution: `train@M` opens it and logs params, tags and the
-per-epoch curves; `evaluate@M` adds the test metrics and figures to the same run, found through the
-small file `models/M.run.json` that the train stage writes. Baselines (pca, pixels) get a run at
-evaluation. Every function is a no-op returning None when tracking is off."""
+"""One MLflow run per model per pipeline execution: `train@M` opens it and logs params, tags, the data
+it saw and each epoch's metrics as the epoch ends; `register` adds the test metrics and figures of
+`evaluate@M` to the same run, found through the small file `models/M.run.json` that the train stage
+writes. Baselines (pca, pixels) get a run of their own there. Nothing is logged when tracking is off.
+
+Tags: MLflow's own context tags (`mlflow.source.git.commit`, `mlflow.source.name`, `mlflow.source.type`,
+`mlflow.user`), and ours: `git_dirty`, `params_hash`, `data_source`, `stage`, `model`,
+`pipeline_execution` (shared by the runs of one `dvc repro` or `dvc exp run`: group by it in the UI)
+and `dvc_experiment` (the experiment's name under `dvc exp run`).
+"""
 
 from __future__ import annotations
 
+import getpass
+import json
+import os
 import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from unsupervised_mnist.config import Params
-from unsupervised_mnist.io import read_json, write_json
+from unsupervised_mnist.io import read_json, sha256_file, write_json
 from unsupervised_mnist.names import MODEL_NAMES
 from unsupervised_mnist.tracking.connection import connect, is_enabled, tracking_uri
 
-MAX_BATCH = 1000  # MLflow's log_batch limit on metrics per call
+CODE_PATHS = ("src", "pipeline", "params.yaml", "dvc.yaml")  # what shapes a run; outputs are left out
+SPLITS = ("train", "val", "test")
+PIPELINE_ENV = "UMNIST_PIPELINE_RUN"  # set it to group runs yourself (CI: the workflow run's id)
 
 
-def run_file(name: str, root: Path = Path(".")) -> Path:
-    return root / f"models/{name}.run.json"
+def run_file(name: str) -> Path:
+    return Path(f"models/{name}.run.json")
 
 
 def flat_params(params: Params) -> dict[str, str]:
@@ -37,9 +50,6 @@ def flat_params(params: Params) -> dict[str, str]:
     return flat
 
 
-CODE_PATHS = ("src", "pipeline", "params.yaml", "dvc.yaml")  # what shapes a run; outputs are left out
-
-
 def git_state() -> tuple[str, bool]:
     """(commit, dirty): dirty when the code or params differ from that commit, an untracked (not
     ignored) file among them included. The pipeline's own outputs (metrics/, reports/) are left out:
@@ -53,65 +63,107 @@ def git_state() -> tuple[str, bool]:
     return commit.strip(), bool(status.strip())
 
 
-def params_hash(params: Params) -> str:
-    return params.section_hash(*params.to_dict())
+def pipeline_execution() -> str:
+    """One id for every stage of one `dvc repro` / `dvc exp run`: $UMNIST_PIPELINE_RUN if set, else the
+    `dvc` process that runs this stage (its pid and start time; with the experiment's name under
+    `dvc exp run`, since a queue worker runs several), else this process alone."""
+    if os.environ.get(PIPELINE_ENV):
+        return os.environ[PIPELINE_ENV]
+    import psutil
+
+    for process in psutil.Process().parents():
+        try:
+            command = process.cmdline()
+        except psutil.Error:
+            continue
+        if any(Path(part).name == "dvc" for part in command[:2]):
+            experiment = os.environ.get("DVC_EXP_NAME")
+            return f"{experiment + '@' if experiment else ''}dvc-{process.pid}-{int(process.create_time())}"
+    return f"process-{os.getpid()}-{int(time.time())}"
 
 
-def run_tags(params: Params, stage: str) -> dict[str, str]:
+def run_tags(params: Params, name: str, stage: str) -> dict[str, str]:
+    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+
     commit, dirty = git_state()
-    return {"git_commit": commit, "git_dirty": str(dirty).lower(), "params_hash": params_hash(params),
-            "data_source": params.data.source, "stage": stage}
+    tags = {MLFLOW_GIT_COMMIT: commit, MLFLOW_SOURCE_NAME: f"pipeline/{Path(sys.argv[0]).name}",
+            MLFLOW_SOURCE_TYPE: "LOCAL", MLFLOW_USER: getpass.getuser(), "git_dirty": str(dirty).lower(),
+            "params_hash": params.params_hash(), "data_source": params.data.source, "stage": stage, "model": name,
+            "pipeline_execution": pipeline_execution(), "mlflow.note.content": f"{stage} of `{name}`"}
+    if os.environ.get("DVC_EXP_NAME"):
+        tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
+    return tags
 
 
-def _metrics(mlflow_metric: type, values: dict[str, float], step: int) -> list:
-    now = int(time.time() * 1000)
-    return [mlflow_metric(key, float(value), now, step) for key, value in values.items()]
+def dataset_inputs(params: Params, prepared_dir: Path) -> list:
+    """One MLflow dataset per prepared split: named after the data source, digest = the first 16 hex
+    digits of the split file's sha256, context train / val / test."""
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for split in SPLITS:
+        path = prepared_dir / f"{split}.npz"
+        if not path.is_file():
+            continue
+        dataset = Dataset(name=params.data.source, digest=sha256_file(path)[:16], source_type="local",
+                          source=json.dumps({"uri": str(path.resolve())}),
+                          profile=json.dumps({"split": split, "noise": f"{params.noise.kind} {params.noise.level:g}"}))
+        inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, split)]))
+    return inputs
 
 
-def _log_metrics(client: Any, run_id: str, metrics: list) -> None:
-    for start in range(0, len(metrics), MAX_BATCH):
-        client.log_batch(run_id, metrics=metrics[start:start + MAX_BATCH])
+@dataclass(frozen=True)
+class TrackedRun:
+    client: Any
+    run_id: str
+
+    def log_metrics(self, values: dict[str, float], step: int, **links: str) -> None:
+        """Metrics at `step`, stamped now (so the UI's wall-time axis is real); `links` (model_id,
+        dataset_name, dataset_digest) tie them to a logged model and a dataset."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, step, **links) for k, v in values.items()])
+
+    def log_epoch(self, row: dict[str, float]) -> None:
+        self.log_metrics({k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))
 
 
-def _new_run(client: Any, experiment_id: str, params: Params, name: str, stage: str) -> str:
-    from mlflow.entities import Param, RunTag
+def new_run(client: Any, experiment_id: str, params: Params, name: str, stage: str,
+            prepared_dir: Path = Path("data/prepared")) -> TrackedRun:
+    from mlflow.entities import Param
 
-    run = client.create_run(experiment_id, run_name=name, tags={**run_tags(params, stage), "model": name})
-    items = list(flat_params(params).items())
-    for start in range(0, len(items), 100):  # log_batch takes at most 100 params per call
-        client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in items[start:start + 100]])
-    client.log_batch(run.info.run_id, tags=[RunTag("mlflow.note.content", f"{stage} of the `{name}` model")])
-    return run.info.run_id
+    run = client.create_run(experiment_id, run_name=name, tags=run_tags(params, name, stage))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat_params(params).items()])
+    client.log_inputs(run.info.run_id, datasets=dataset_inputs(params, prepared_dir))
+    return TrackedRun(client, run.info.run_id)
 
 
 # ---------------------------------------------------------------- train@M
-def start_training_run(params: Params, name: str) -> str | None:
+def start_training_run(params: Params, name: str) -> TrackedRun | None:
     """Open the run before training, so a dead server stops the stage before minutes of work."""
     if not is_enabled(params):
         return None
     client, experiment_id = connect(params)
-    return _new_run(client, experiment_id, params, name, f"train@{name}")
+    return new_run(client, experiment_id, params, name, f"train@{name}")
 
 
-def finish_training_run(params: Params, run_id: str | None, history: list[dict] | None, artifacts: list[Path],
+def finish_training_run(run: TrackedRun | None, artifacts: list[Path], timings: Path | None = None,
                         *, failed: bool = False) -> None:
-    if run_id is None:
+    if run is None:
         return
-    from mlflow.entities import Metric
-
-    client, _ = connect(params)
-    metrics = []
-    for row in history or []:
-        metrics += _metrics(Metric, {k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))
-    _log_metrics(client, run_id, metrics)
+    if timings is not None and timings.is_file():  # wall time varies: a run metric, never a DVC metric
+        run.log_metrics({f"timing/{k}": v for k, v in read_json(timings).items() if isinstance(v, int | float)}, 0)
     for path in artifacts:
-        client.log_artifact(run_id, str(path), "train")
-    client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
+        if path.is_file():
+            run.client.log_artifact(run.run_id, str(path), "train")
+    run.client.set_terminated(run.run_id, "FAILED" if failed else "FINISHED")
 
 
-def write_run_file(path: Path, run_id: str | None) -> None:
+def write_run_file(path: Path, run: TrackedRun | None) -> None:
     """A DVC output of train@M: evaluate@M logs into the run it names (None when tracking is off)."""
-    write_json(path, {"run_id": run_id, "tracking_uri": tracking_uri() if run_id else None})
+    write_json(path, {"run_id": run.run_id if run else None, "tracking_uri": tracking_uri() if run else None})
 
 
 def _known_run(client: Any, path: Path) -> str | None:
@@ -130,30 +182,31 @@ def _known_run(client: Any, path: Path) -> str | None:
     return run_id if run.info.lifecycle_stage == "active" else None
 
 
-def training_run(params: Params, name: str, client: Any, experiment_id: str, stage: str) -> str:
+def training_run(params: Params, name: str, client: Any, experiment_id: str, stage: str) -> TrackedRun:
     """The model's training run, or a fresh run named after it when this store has never seen it."""
     run_id = _known_run(client, run_file(name))
     if run_id is None:
         print(f"mlflow: no run of {run_file(name)} in {tracking_uri()}: logging to a new run named {name!r}")
-        run_id = _new_run(client, experiment_id, params, name, stage)
-    return run_id
+        return new_run(client, experiment_id, params, name, stage)
+    return TrackedRun(client, run_id)
 
 
-# ---------------------------------------------------------------- evaluate@M
-def log_evaluation(params: Params, name: str, metrics: dict[str, float], figures: list[Path]) -> str | None:
-    """Test metrics (step 0) and figures into the model's run; baselines get their own run."""
-    if not is_enabled(params):
-        return None
-    from mlflow.entities import Metric
-
-    client, experiment_id = connect(params)
-    stage = f"evaluate@{name}"
-    if name in MODEL_NAMES:  # a trained model; the baselines (pca, pixels) have no training run
-        run_id = training_run(params, name, client, experiment_id, stage)
-    else:
-        run_id = _new_run(client, experiment_id, params, name, stage)
-    _log_metrics(client, run_id, _metrics(Metric, metrics, 0))
-    for path in figures:
-        client.log_artifact(run_id, str(path), "eval")
-    client.set_terminated(run_id, "FINISHED")
-    return run_id
+# ---------------------------------------------------------------- evaluations (logged by `register`)
+def log_evaluations(params: Params, client: Any, experiment_id: str,
+                    evaluations: dict[str, tuple[dict[str, float], list[Path]]]) -> dict[str, str]:
+    """Each representation's test metrics (step 0) and figures: a model's into its training run, a
+    baseline's (pca, pixels: no training) into a run of its own. One connection for all of them, in the
+    `register` stage, rather than one MLflow start-up per evaluate stage. Returns name -> run id."""
+    run_ids = {}
+    for name, (metrics, figures) in evaluations.items():
+        stage = f"evaluate@{name}"
+        if name in MODEL_NAMES:
+            run = training_run(params, name, client, experiment_id, stage)
+        else:
+            run = new_run(client, experiment_id, params, name, stage)
+        run.log_metrics(metrics, 0)
+        for path in figures:
+            client.log_artifact(run.run_id, str(path), "eval")
+        client.set_terminated(run.run_id, "FINISHED")
+        run_ids[name] = run.run_id
+    return run_ids

@@ -25,14 +25,16 @@ from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import TrainingError
 from unsupervised_mnist.io import atomic_path
 from unsupervised_mnist.seeding import torch_generator
-from unsupervised_mnist.training.distributed import World, max_over_ranks, mean_over_ranks
+from unsupervised_mnist.training.distributed import SINGLE_PROCESS, World, max_over_ranks, mean_over_ranks
 from unsupervised_mnist.training.objectives import Objective
 
 VAL_BATCH = 1000
 
 
-@dataclass
+@dataclass(frozen=True)
 class FitSpec:
+    """What to train, for how long, with which noise, and where its resumable state lives."""
+
     name: str
     epochs: int
     batch_size: int
@@ -40,35 +42,37 @@ class FitSpec:
     noise_kind: str
     noise_level: float
     checkpoint: Path | None = None
-    stop_after: int | None = None  # end (resumably) after this epoch, as if killed
-    world: World = field(default_factory=World)
-    history: list[dict[str, float]] = field(default_factory=list)  # deterministic: goes to metrics
-    seconds: list[float] = field(default_factory=list)  # wall time per epoch run here: goes to timings
+    world: World = SINGLE_PROCESS
 
 
-def _save_state(spec: FitSpec, objective: Objective, epoch: int) -> None:
+@dataclass
+class FitResult:
+    history: list[dict[str, float]] = field(default_factory=list)  # a row per epoch, deterministic: metrics
+    seconds: list[float] = field(default_factory=list)  # wall time per epoch run in this process: timings
+
+
+def _save_state(spec: FitSpec, objective: Objective, epoch: int, history: list[dict[str, float]]) -> None:
     if spec.checkpoint is None or not spec.world.is_main:
         return
     state = {
         "epoch": epoch,
         "model": objective.model.state_dict(),
         "optimizers": {k: opt.state_dict() for k, opt in objective.optimizers.items()},
-        "history": spec.history,
+        "history": history,
     }
     with atomic_path(spec.checkpoint) as tmp:
         torch.save(state, tmp)
 
 
-def _load_state(spec: FitSpec, objective: Objective) -> int:
-    """Resume from the checkpoint if there is one; return the first epoch still to run."""
+def _load_state(spec: FitSpec, objective: Objective) -> tuple[int, list[dict[str, float]]]:
+    """Resume from the checkpoint if there is one: the first epoch still to run, and the history so far."""
     if spec.checkpoint is None or not spec.checkpoint.is_file():
-        return 1
+        return 1, []
     state = torch.load(spec.checkpoint, map_location=next(objective.model.parameters()).device, weights_only=True)
     objective.model.load_state_dict(state["model"])
     for key, optimizer in objective.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][key])
-    spec.history = list(state["history"])
-    return int(state["epoch"]) + 1
+    return int(state["epoch"]) + 1, list(state["history"])
 
 
 @torch.no_grad()
@@ -113,19 +117,21 @@ def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, ep
 
 
 def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor, val_noisy: torch.Tensor,
-        spec: FitSpec, log: Callable[[str], None] = print) -> bool:
-    """Train up to spec.epochs; return True when finished (False when stopped early by stop_after)."""
-    first = _load_state(spec, objective)
+        spec: FitSpec, *, on_epoch: Callable[[dict[str, float]], None] | None = None,
+        log: Callable[[str], None] = print) -> FitResult:
+    """Train up to spec.epochs (resuming from spec.checkpoint); `on_epoch` gets each epoch's row as soon
+    as that epoch is checkpointed (live tracking)."""
+    first, history = _load_state(spec, objective)
+    result = FitResult(history)
     if first > 1:
         log(f"{spec.name}: resuming from {spec.checkpoint} after epoch {first - 1}")
     objective.model.train()
-    epochs = range(first, spec.epochs + 1)
     progress = None
     if sys.stdout.isatty() and spec.world.is_main:
         from tqdm import tqdm
 
         progress = tqdm(total=spec.epochs, initial=first - 1, desc=spec.name, unit="epoch")
-    for epoch in epochs:
+    for epoch in range(first, spec.epochs + 1):
         started = time.perf_counter()
         train_means, bad_step = run_epoch(objective, train_clean, spec, epoch)
         train_values = mean_over_ranks(torch.stack(list(train_means.values())), spec.world)
@@ -140,18 +146,18 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
                 f"(lower the learning rate); no model file was written"
             )
         row = {"epoch": epoch, **{k: round(v, 6) for k, v in zip(keys, values[1:])}}
-        spec.history.append(row)
-        _save_state(spec, objective, epoch)
+        result.history.append(row)
+        _save_state(spec, objective, epoch, result.history)
         seconds = time.perf_counter() - started
-        spec.seconds.append(seconds)
+        result.seconds.append(seconds)
         shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
         if progress is not None:
             progress.set_postfix_str(shown)
             progress.update(1)
         elif spec.world.is_main:
             log(f"{spec.name} epoch {epoch}/{spec.epochs}  {shown}  ({seconds:.1f} s)")
-        if spec.stop_after is not None and epoch >= spec.stop_after and epoch < spec.epochs:
-            return False
+        if on_epoch is not None:
+            on_epoch(row)
     if progress is not None:
         progress.close()
-    return True
+    return result

@@ -1,5 +1,8 @@
 """One training objective per model: a step (forward, loss, backward, update) and validation losses.
 
+Each `train_step` reads top to bottom like pytorch/examples' loops. Under torchrun the trainable parts
+run through DistributedDataParallel: `Objective.__init__` wraps them, the one place where that happens.
+
 Steps return their losses as 0-dim tensors still on the device; the engine sums them there and reads
 them once per epoch. Every random draw comes from the generator the engine passes in.
 """
@@ -7,7 +10,6 @@ them once per epoch. Every random draw comes from the generator the engine passe
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +20,7 @@ from unsupervised_mnist.device import autocast_for
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.models.gan import GAN
 from unsupervised_mnist.models.vae import VAE, negative_elbo
-from unsupervised_mnist.training.distributed import World, wrap
+from unsupervised_mnist.training.distributed import SINGLE_PROCESS, World, wrap
 
 Losses = dict[str, torch.Tensor]
 
@@ -26,18 +28,6 @@ Losses = dict[str, torch.Tensor]
 def recon_mse(model: nn.Module, inputs: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
     """Mean per-pixel MSE of decode(encode(inputs)) against the clean images: comparable across models."""
     return F.mse_loss(model.decode(model.encode(inputs)).float(), clean)
-
-
-class _Call(nn.Module):
-    """forward() = fn(model, *args): a training pass that is not the model's own forward (the AE's and
-    VAE's forward() return images, for export) as a module DistributedDataParallel can wrap."""
-
-    def __init__(self, model: nn.Module, fn: Callable[..., object]):
-        super().__init__()
-        self.model, self.fn = model, fn
-
-    def forward(self, *args):
-        return self.fn(self.model, *args)
 
 
 @contextlib.contextmanager
@@ -51,24 +41,16 @@ def frozen(module: nn.Module):
         module.requires_grad_(True)
 
 
-def _update(optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
-
-
 class Objective:
-    model: nn.Module
-    optimizers: dict[str, torch.optim.Optimizer]
+    """The model, its optimizers, and the passes that train it (`nets`: each trainable part, wrapped in
+    DDP under torchrun, else the part itself)."""
 
-    def __init__(self, model: nn.Module, denoising: bool, device: torch.device, precision: str = "auto"):
-        self.model, self.denoising, self.amp = model, denoising, autocast_for(device, precision)
-
-    def inputs(self, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
-        return noisy if self.denoising else clean
-
-    def distribute(self, world: World) -> None:
-        """Under torchrun: route the training passes through DistributedDataParallel."""
+    def __init__(self, model: nn.Module, parts: dict[str, nn.Module], *, denoising: bool, device: torch.device,
+                 precision: str, world: World):
+        self.model, self.denoising = model, denoising
+        self.nets = {name: wrap(part, world) for name, part in parts.items()}
+        self.amp = autocast_for(device, precision)
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
     def train_step(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator) -> Losses:
         raise NotImplementedError
@@ -80,64 +62,56 @@ class Objective:
 class AEObjective(Objective):
     """Denoising autoencoder: reconstruct the clean image from its corrupted copy."""
 
-    def __init__(self, model: AutoEncoder, params: Params, device: torch.device):
-        super().__init__(model, params.ae.denoising, device, params.train.precision)
+    def __init__(self, model: AutoEncoder, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
+        super().__init__(model, {"ae": model}, denoising=params.ae.denoising, device=device,
+                         precision=params.train.precision, world=world)
         self.loss_kind = params.ae.loss
         self.optimizers = {"ae": torch.optim.Adam(model.parameters(), lr=params.ae.lr)}
-        self.local = _Call(model, lambda m, x: m.decode_logits(m.encode(x)))
-        self.train_pass = self.local
 
-    def distribute(self, world: World) -> None:
-        self.train_pass = wrap(self.local, world)
-
-    def loss(self, clean: torch.Tensor, noisy: torch.Tensor, net: nn.Module) -> torch.Tensor:
+    def loss(self, net: nn.Module, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         with self.amp():
-            logits = net(self.inputs(clean, noisy)).float()
+            logits = net(noisy if self.denoising else clean).float()
         if self.loss_kind == "bce":
             return F.binary_cross_entropy_with_logits(logits, clean)
         return F.mse_loss(torch.sigmoid(logits), clean)
 
     def train_step(self, clean, noisy, generator):
-        loss = self.loss(clean, noisy, self.train_pass)
-        _update(self.optimizers["ae"], loss)
+        optimizer = self.optimizers["ae"]
+        loss = self.loss(self.nets["ae"], clean, noisy)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
         return {"loss": loss.detach()}
 
     def val_losses(self, clean, noisy, generator):
-        return {"loss": self.loss(clean, noisy, self.local), "recon_mse": recon_mse(self.model, noisy, clean)}
+        return {"loss": self.loss(self.model, clean, noisy), "recon_mse": recon_mse(self.model, noisy, clean)}
 
 
 class VAEObjective(Objective):
     """Negative ELBO per image: summed Bernoulli reconstruction term plus beta * KL."""
 
-    def __init__(self, model: VAE, params: Params, device: torch.device):
-        super().__init__(model, params.vae.denoising, device, params.train.precision)
+    def __init__(self, model: VAE, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
+        super().__init__(model, {"vae": model}, denoising=params.vae.denoising, device=device,
+                         precision=params.train.precision, world=world)
         self.beta = params.vae.beta
         self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=params.vae.lr)}
-        self.local = _Call(model, self.vae_pass)
-        self.train_pass = self.local
 
-    def distribute(self, world: World) -> None:
-        self.train_pass = wrap(self.local, world)
-
-    @staticmethod
-    def vae_pass(model: VAE, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
-        mu, logvar = model.posterior(x)
-        z = model.reparameterize(mu.float(), logvar.float(), generator)
-        return model.decode_logits(z), mu, logvar
-
-    def losses(self, clean, noisy, generator, net: nn.Module) -> Losses:
+    def losses(self, net: nn.Module, clean, noisy, generator) -> Losses:
         with self.amp():
-            logits, mu, logvar = net(self.inputs(clean, noisy), generator)
+            logits, mu, logvar = net(noisy if self.denoising else clean, generator)
         recon, kl = negative_elbo(logits.float(), clean, mu.float(), logvar.float(), self.beta)
         return {"loss": (recon + kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
 
     def train_step(self, clean, noisy, generator):
-        losses = self.losses(clean, noisy, generator, self.train_pass)
-        _update(self.optimizers["vae"], losses["loss"])
+        optimizer = self.optimizers["vae"]
+        losses = self.losses(self.nets["vae"], clean, noisy, generator)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
         return {k: v.detach() for k, v in losses.items()}
 
     def val_losses(self, clean, noisy, generator):
-        return {**self.losses(clean, noisy, generator, self.local), "recon_mse": recon_mse(self.model, noisy, clean)}
+        return {**self.losses(self.model, clean, noisy, generator), "recon_mse": recon_mse(self.model, noisy, clean)}
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
@@ -154,19 +128,14 @@ class GANObjective(Objective):
     generated images in one concatenated batch (neither has batch norm, so this equals two passes),
     which keeps every training pass a single call of the part being trained, as DDP needs."""
 
-    def __init__(self, model: GAN, params: Params, device: torch.device):
-        super().__init__(model, True, device, params.train.precision)
+    def __init__(self, model: GAN, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
+        parts = {"discriminator": model.discriminator, "generator": model.generator, "encoder": model.encoder}
+        super().__init__(model, parts, denoising=True, device=device, precision=params.train.precision, world=world)
         p = params.gan
         self.kind, self.gp_weight, self.encoder_weight = p.loss, p.gp_weight, p.encoder_weight
         betas = (p.beta1, 0.999) if p.loss != "wgan-gp" else (p.beta1, 0.9)
-        self.optimizers = {
-            part: torch.optim.Adam(getattr(model, part).parameters(), lr=p.lr, betas=betas)
-            for part in ("discriminator", "generator", "encoder")
-        }
-        self.d, self.g, self.e = model.discriminator, model.generator, model.encoder  # DDP-wrapped by distribute
-
-    def distribute(self, world: World) -> None:
-        self.d, self.g, self.e = (wrap(part, world) for part in (self.d, self.g, self.e))
+        self.optimizers = {name: torch.optim.Adam(part.parameters(), lr=p.lr, betas=betas)
+                           for name, part in parts.items()}
 
     def scores(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return discriminator(torch.cat([real, fake])).float().split(len(real))
@@ -191,20 +160,33 @@ class GANObjective(Objective):
 
     def train_step(self, clean, noisy, generator):
         model, n = self.model, len(clean)
+        d, g, e = self.nets["discriminator"], self.nets["generator"], self.nets["encoder"]
         z = torch.randn((n, model.latent_dim), generator=generator, device=clean.device)
+
+        # 1. Discriminator: real images against G's samples.
         with self.amp():
-            fake = torch.sigmoid(self.g(z))
-            d_loss = self.d_loss(*self.scores(self.d, clean, fake.detach()))
+            fake = torch.sigmoid(g(z))
+            d_loss = self.d_loss(*self.scores(d, clean, fake.detach()))
         if self.kind == "wgan-gp":
             d_loss = d_loss + self.gp_weight * gradient_penalty(model.discriminator, clean, fake.detach(), generator)
-        _update(self.optimizers["discriminator"], d_loss)
+        self.optimizers["discriminator"].zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.optimizers["discriminator"].step()
+
+        # 2. Generator: fool the (now fixed) discriminator.
         with frozen(model.discriminator), self.amp():
             g_loss = self.g_loss(model.discriminator(fake).float())
-        _update(self.optimizers["generator"], g_loss)
+        self.optimizers["generator"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.optimizers["generator"].step()
+
+        # 3. Encoder: invert the (fixed) generator.
         with frozen(model.generator), self.amp():
-            latent, image = self.encoder_loss(self.e, z, fake, clean, noisy)
+            latent, image = self.encoder_loss(e, z, fake, clean, noisy)
             e_loss = latent + self.encoder_weight * image
-        _update(self.optimizers["encoder"], e_loss)
+        self.optimizers["encoder"].zero_grad(set_to_none=True)
+        e_loss.backward()
+        self.optimizers["encoder"].step()
         return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "e_loss": e_loss.detach()}
 
     def val_losses(self, clean, noisy, generator):
@@ -219,5 +201,6 @@ class GANObjective(Objective):
                 "recon_mse": recon_mse(model, noisy, clean)}
 
 
-def make_objective(name: str, model: nn.Module, params: Params, device: torch.device) -> Objective:
-    return {"ae": AEObjective, "vae": VAEObjective, "gan": GANObjective}[name](model, params, device)
+def make_objective(name: str, model: nn.Module, params: Params, device: torch.device,
+                   world: World = SINGLE_PROCESS) -> Objective:
+    return {"ae": AEObjective, "vae": VAEObjective, "gan": GANObjective}[name](model, params, device, world)

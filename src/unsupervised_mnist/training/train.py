@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,13 +34,14 @@ class Outputs:
 
     @classmethod
     def for_model(cls, name: str, root: Path = Path(".")) -> Outputs:
+        """The paths dvc.yaml declares for train@<name>, under `root` (tests write elsewhere)."""
         return cls(root / f"models/{name}.pt", root / f"metrics/train/{name}.json",
                    root / f"plots/train/{name}.csv", root / f"reports/timings/{name}.json")
 
 
 def checkpoint_key(name: str, params: Params, train_file: Path) -> str:
     """Everything that shapes the run: its params and the exact training data."""
-    return f"{name}-{params.section_hash('seed', 'latent_dim', 'noise', 'train', name)}-{sha256_file(train_file)[:12]}"
+    return f"{name}-{params.model_hash(name)}-{sha256_file(train_file)[:12]}"
 
 
 def curves_csv(history: list[dict[str, float]]) -> bytes:
@@ -52,10 +54,10 @@ def curves_csv(history: list[dict[str, float]]) -> bytes:
 
 
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
-                checkpoint_dir: Path = CHECKPOINT_DIR, stop_after: int | None = None,
-                world: World | None = None) -> list[dict] | None:
-    """Train `name` ('ae', 'vae' or 'gan'); return its history, or None when stopped by `stop_after`.
-    Under torchrun every rank trains its shard and only rank 0 writes the outputs."""
+                checkpoint_dir: Path = CHECKPOINT_DIR, world: World | None = None,
+                on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
+    """Train `name` ('ae', 'vae' or 'gan') and return its history (a row per epoch). Under torchrun every
+    rank trains its shard and only rank 0 writes the outputs."""
     outputs = outputs or Outputs.for_model(name)
     section = getattr(params, name)
     world = world or world_from_env()
@@ -76,28 +78,26 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     if params.train.compile:
         for child in model.children():
             child.compile()  # in place: the state_dict keeps its keys
-    objective = make_objective(name, model, params, device)
-    objective.distribute(world)
+    objective = make_objective(name, model, params, device, world)
 
     spec = FitSpec(
         name=name, epochs=section.epochs, batch_size=params.train.batch_size, seed=params.seed,
-        noise_kind=params.noise.kind, noise_level=params.noise.level, stop_after=stop_after, world=world,
+        noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
         checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
     )
-    if not fit(objective, train_clean, val_clean, val_noisy, spec):
-        return None
+    result = fit(objective, train_clean, val_clean, val_noisy, spec, on_epoch=on_epoch if world.is_main else None)
     if not world.is_main:
-        return spec.history
+        return result.history
 
     save_checkpoint(outputs.model, name, model, config)
-    final = spec.history[-1]
+    final = result.history[-1]
     write_json(outputs.metrics, {"epochs": final["epoch"], **{k: v for k, v in final.items() if k != "epoch"}})
-    write_bytes(outputs.curves, curves_csv(spec.history))
-    wall = time.perf_counter() - started
-    images = len(train) * len(spec.seconds)
+    write_bytes(outputs.curves, curves_csv(result.history))
+    wall, train_s = time.perf_counter() - started, sum(result.seconds)
     write_json(outputs.timings, {
-        "device": str(device), "processes": world.world_size, "wall_s": round(wall, 2), "epochs_run": len(spec.seconds),
-        "train_s": round(sum(spec.seconds), 2), "images_per_s": round(images / max(sum(spec.seconds), 1e-9), 1),
+        "device": str(device), "processes": world.world_size, "wall_s": round(wall, 2),
+        "epochs_run": len(result.seconds), "train_s": round(train_s, 2),
+        "images_per_s": round(len(train) * len(result.seconds) / max(train_s, 1e-9), 1),
     })
     spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
-    return spec.history
+    return result.history
