@@ -34,6 +34,9 @@ lint: install  ## ruff over everything CI lints
 SMOKE := $(shell sed -n 's/^\([a-z_.]*\): *\([^ #]*\).*/-S \1=\2/p' tests/tiny_params.yaml)
 ARGS ?=
 
+plots:  ## dvc plots show -> dvc_plots/index.html (vega inlined by templates/plots.html: renders offline)
+	dvc plots show -o dvc_plots
+
 # retrain and smoke-retrain expect `make install` done (the workflows run it first): no install
 # dependency, so that a scratch clone can borrow this venv (make -C clone smoke-retrain VENV=...).
 retrain:  ## dvc repro + params/metrics diffs + registry decisions -> reports/retrain.md (ARGS="--base REF -S k=v")

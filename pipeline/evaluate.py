@@ -1,5 +1,5 @@
 """Stage `evaluate@<name>`: python pipeline/evaluate.py {ae,vae,gan,pca,pixels}
--> metrics/eval/<name>.json and plots/eval/<name>/*.png."""
+-> metrics/eval/<name>.json (the compared numbers), reports/eval/<name>.json (all), plots/eval/<name>/*.png."""
 
 import sys
 
@@ -11,7 +11,7 @@ from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
-from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluated_paths
+from unsupervised_mnist.evaluation.evaluate import compared, device_of, evaluate, evaluated_paths
 from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
 from unsupervised_mnist.figures import save_representation_figures
 from unsupervised_mnist.io import write_json
@@ -36,12 +36,13 @@ def main(params: Params) -> None:
     train, val, test = load_split("train"), load_split("val"), load_split("test")
     rep = load_representation(name, train.clean, params.latent_dim, params.seed, device)
     metrics, extra = evaluate(name, rep, params, train, val, test, load_classifier(device))
-    metrics_path, plots_dir = evaluated_paths(name)
+    metrics_path, results_path, plots_dir = evaluated_paths(name)
     device = device_of(rep)
     with torch.no_grad():
         save_representation_figures(plots_dir, name, rep, test.clean.to(device), test.noisy.to(device), test.labels,
                                     extra["codes"], extra["samples"])
-    write_json(metrics_path, metrics)  # logged to MLflow by the register stage, with the figures
+    write_json(results_path, metrics)  # all of them: the report, and MLflow through the register stage
+    write_json(metrics_path, compared(metrics))
     print(f"evaluate {name}: " + summary_line(metrics))
 
 

@@ -14,12 +14,13 @@ from unsupervised_mnist.names import REPRESENTATIONS
 from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
 from unsupervised_mnist.tracking.task import task_for
 
-REPORT = Path("metrics/register.json")
+REPORT = Path("metrics/register.json")  # every decision, in full (an output: strings are no metrics)
+CHAMPIONS = Path("metrics/champions.json")  # per model, as numbers: `dvc metrics show` lists these
 CLASSIFIER = Path("models/classifier.pt")
 
 
 def to_register(name: str, params: Params, images, n_samples: int) -> ModelToRegister:
-    metrics_path = Path(f"metrics/eval/{name}.json")
+    metrics_path = Path(f"reports/eval/{name}.json")
     metrics = read_json(metrics_path)
     metric = getattr(params.register, name).metric
     if metric not in metrics:
@@ -34,10 +35,13 @@ def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
     n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
     items = [to_register(name, params, images, n_samples) for name in MODEL_NAMES]  # check all before logging
-    evaluations = {name: (read_json(f"metrics/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
+    evaluations = {name: (read_json(f"reports/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
                    for name in REPRESENTATIONS}
     decisions = register_models(params, items, PREPARED_DIR, evaluations)
-    write_json(REPORT, decisions)  # only once every model went through: a failure leaves the last report
+    # Only once every model went through: a failure leaves the last report.
+    write_json(REPORT, decisions)
+    write_json(CHAMPIONS, {name: {"promoted": int(d["promoted"]), "candidate_version": d.get("candidate_version"),
+                                  "champion_version": d.get("champion_version")} for name, d in decisions.items()})
     for name, decision in decisions.items():
         print(f"register {name}: {'champion' if decision['promoted'] else 'not champion'}: {decision['reason']}")
 

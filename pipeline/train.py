@@ -7,7 +7,13 @@ from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.names import MODEL_NAMES
-from unsupervised_mnist.tracking.runs import finish_training_run, run_file, start_training_run, write_run_file
+from unsupervised_mnist.tracking.runs import (
+    finish_training_run,
+    run_file,
+    start_training_run,
+    system_metrics,
+    write_run_file,
+)
 from unsupervised_mnist.training.distributed import teardown, torchrun_command, world_from_env
 from unsupervised_mnist.training.train import Outputs, train_model
 
@@ -22,7 +28,8 @@ def main(params: Params) -> None:
     run = start_training_run(params, name) if world.is_main else None  # None when tracking is off
     outputs = Outputs.for_model(name)
     try:
-        train_model(name, params, outputs=outputs, world=world, on_epoch=run.log_epoch if run else None)
+        with system_metrics(params, run):
+            train_model(name, params, outputs=outputs, world=world, on_epoch=run.log_epoch if run else None)
     except BaseException:
         finish_training_run(run, [], failed=True)
         raise

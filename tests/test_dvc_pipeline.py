@@ -2,10 +2,14 @@
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from helpers import TRACKED_ENV, copy_project, dvc
+from helpers import CHROMIUM, REPO, TRACKED_ENV, copy_project, dvc, require_system
 
 pytestmark = pytest.mark.slow
 
@@ -38,23 +42,70 @@ def test_summary_has_every_representation_floor_and_reference(repo):
 
 
 def test_metric_keys_are_shared_across_representations(repo):
-    keys = {name: set(json.loads((repo / f"metrics/eval/{name}.json").read_text())) for name in REPRESENTATIONS}
+    keys = {name: set(json.loads((repo / f"reports/eval/{name}.json").read_text())) for name in REPRESENTATIONS}
     common = {"test/recon_mse", "test/psnr_db", "test/ssim", "test/kmeans_acc", "test/kmeans_nmi",
               "test/kmeans_ari", "test/fid", "test/kid", "test/classifier_score"}
     for name in ("ae", "vae", "gan", "pca"):
         assert common <= keys[name], name
+        compared = json.loads((repo / f"metrics/eval/{name}.json").read_text())
+        assert compared and set(compared) <= keys[name]  # the compared subset of the full results
     assert {"test/kmeans_acc", "test/kmeans_nmi", "test/kmeans_ari"} <= keys["pixels"]
     assert {"test/neg_elbo", "test/iwae_nll"} <= keys["vae"]
     assert "test/dfeat_kmeans_acc" in keys["gan"]
 
 
-def test_dvc_metrics_show_and_plots_show(repo):
-    shown = dvc(repo, "metrics", "show", "--json").stdout
-    for key in ("test/kmeans_acc", "test_accuracy", "test_noisy_psnr_db", "val/recon_mse"):
-        assert key in shown
-    dvc(repo, "plots", "show", "-o", "dvc_plots")
-    html = (repo / "dvc_plots/index.html").read_text()
-    assert "val_recon_mse" in html and "samples.png" in html
+def test_dvc_metrics_show_fits_a_terminal(repo):
+    header = dvc(repo, "metrics", "show", "--md").stdout.splitlines()[0]
+    columns = [cell.strip() for cell in header.strip().strip("|").split("|")]
+    assert len(columns) <= 40, columns
+    for key in ("test/psnr_db", "test/kmeans_acc", "test/kmeans_nmi", "test/fid", "test/neg_elbo", "test/iwae_nll",
+                "val/recon_mse", "test_accuracy", "ae.promoted", "ae.champion_version", "gan.candidate_version"):
+        assert key in columns, key
+    assert not [c for c in columns if "class_share" in c or "per_class" in c or "reason" in c or "task" in c]
+
+
+CURVES = ["Validation reconstruction MSE (noisy -> clean)", "AE loss", "VAE negative ELBO per image", "GAN losses"]
+
+
+def test_dvc_plots_show_renders_each_defined_plot_once(repo):
+    shown = json.loads(dvc(repo, "plots", "show", "--json").stdout)
+    assert not shown.get("errors"), shown.get("errors")
+    plots = shown["data"]
+    assert [name for name in plots if not name.endswith(".png")] == CURVES
+    assert all(len(renders) == 1 for renders in plots.values())
+    images = [name for name in plots if name.endswith(".png")]
+    assert "plots/data/noisy_examples.png" in images and "plots/eval/vae/samples.png" in images
+    assert len(images) == 1 + 4 * 4 + 1  # noisy examples; 4 figures of ae, vae, gan, pca; pixels' latent space
+
+
+def test_make_plots_renders_the_curves_offline_in_chromium(repo, tmp_path):
+    """`make plots` writes dvc_plots/index.html with vega inlined: with the network cut, every curve renders."""
+    require_system("Chromium", CHROMIUM.is_file(), "chromium")
+    from playwright.sync_api import sync_playwright
+
+    repo = copy_project(repo, tmp_path / "repo")
+    env = {**TRACKED_ENV, "PATH": str(Path(sys.executable).parent) + os.pathsep + TRACKED_ENV["PATH"]}
+    made = subprocess.run(["make", "plots"], cwd=repo, env=env, capture_output=True, text=True)
+    assert made.returncode == 0, made.stdout + made.stderr
+    page_file = repo / "dvc_plots/index.html"
+    assert "cdn.jsdelivr.net" not in page_file.read_text()
+    requested = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        context = browser.new_context(offline=True, viewport={"width": 1400, "height": 1200})
+        context.route("**/*", lambda route: (requested.append(route.request.url),
+                                             route.continue_() if route.request.url.startswith("file:")
+                                             else route.abort()))
+        page = context.new_page()
+        page.goto(page_file.as_uri())
+        drawn = "document.querySelectorAll('.vega-embed canvas, .vega-embed svg').length"
+        page.wait_for_function(f"{drawn} >= {len(CURVES)}", timeout=30_000)
+        rendered = page.evaluate("document.querySelectorAll('.vega-embed').length")
+        (REPO / "reports").mkdir(exist_ok=True)
+        page.screenshot(path=str(REPO / "reports/dvc_plots_offline.png"), full_page=False)
+        browser.close()
+    assert rendered == len(CURVES)
+    assert not [url for url in requested if not url.startswith(("file:", "data:"))], requested
 
 
 @pytest.mark.parametrize(("old", "new", "line"), [

@@ -154,8 +154,10 @@ def test_forced_repro_gives_the_same_bytes_and_no_new_version(tiny_repo, tmp_pat
     decisions = json.loads((repo / "metrics/register.json").read_text())
     assert all("already the champion" in d["reason"] for d in decisions.values()), decisions
     outputs = [p.relative_to(tiny_repo) for p in sorted([*(tiny_repo / "metrics").rglob("*.json"),
+                                                          *(tiny_repo / "reports/eval").glob("*.json"),
                                                           *(tiny_repo / "plots/train").glob("*.csv")])]
-    assert len(outputs) == 14  # data, classifier, register, 3 train, 5 eval, 3 curves
+    # data, classifier, register, champions, 3 train, 5 compared eval, 5 full eval results, 3 curves
+    assert len(outputs) == 20
     for path in outputs:
         if path.name != "register.json":  # its reasons differ ("already the champion"); its numbers do not
             assert (repo / path).read_bytes() == (tiny_repo / path).read_bytes(), path
@@ -248,10 +250,21 @@ def test_closed_port_fails_fast_and_leaves_outputs(tiny_repo):
     assert (tiny_repo / "metrics/register.json").read_bytes() == before
 
 
+def runs_table_url(repo, base: str, experiment_id: str) -> str:
+    """What `make ui` prints (scripts/mlflow_ui_url.py), for this server."""
+    result = subprocess.run([sys.executable, str(REPO / "scripts/mlflow_ui_url.py"), base], cwd=repo,
+                            env={**TRACKED_ENV, "MLFLOW_TRACKING_URI": base}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    url = result.stdout.split(": ", 1)[1].split()[0]
+    assert url == f"{base}/#/experiments/{experiment_id}/runs", result.stdout
+    return url
+
+
 def test_mlflow_ui_compares_the_runs(tiny_repo):
     require_system("Chromium", CHROMIUM.is_file(), "chromium")
     from playwright.sync_api import sync_playwright
 
+    train_digest = sha256_file(tiny_repo / "data/prepared/train.npz")[:16]
     with mlflow_server(store(tiny_repo), tiny_repo / "mlruns", tiny_repo / "ui.log") as url:
         experiment, runs = latest_runs(client_for(url))
         names = ["ae", "vae", "gan", "pca"]
@@ -268,7 +281,19 @@ def test_mlflow_ui_compares_the_runs(tiny_repo):
             text = page.inner_text("body")
             (REPO / "reports").mkdir(exist_ok=True)
             page.screenshot(path=str(REPO / "reports/mlflow_compare.png"))
+            # The runs table `make ui` points at: the training view, with Dataset and Source filled in.
+            page.set_viewport_size({"width": 1600, "height": 900})
+            page.goto(runs_table_url(tiny_repo, url, experiment.experiment_id))
+            page.get_by_text("pixels", exact=True).first.wait_for(timeout=60_000)
+            page.get_by_text(f"mnist5k ({train_digest})").first.wait_for(timeout=30_000)
+            table = page.inner_text("body")
+            page.screenshot(path=str(REPO / "reports/mlflow_runs.png"))
             browser.close()
+    assert "Training runs" in table
+    headers = table.split("Run Name", 1)[1][:200]
+    assert "Dataset" in headers and "Source" in headers, headers
+    assert table.count(f"mnist5k ({train_digest})") == 5  # every run's training set, with its digest
+    assert table.count("train.py") == 3 and table.count("register.py") == 2  # where each run was created
     assert f"Comparing {len(names)} Runs" in text
     for name in names:
         assert f"\n{name}\t" in text or f"\t{name}\t" in text or f"\t{name}\n" in text, name

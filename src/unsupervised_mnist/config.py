@@ -145,6 +145,7 @@ class MLflowParams:
     enabled: bool = field()  # false, or env UMNIST_MLFLOW=off: no tracking; register only writes its report
     experiment: str = field()  # one experiment for every run of the pipeline
     model_prefix: str = field()  # registered names: <prefix>-ae-denoiser, <prefix>-gan-generator, ...
+    system_metrics: bool = field()  # MLflow's CPU/GPU/memory sampling during training
 
     def check(self, origin: str) -> None:
         for key in ("experiment", "model_prefix"):
@@ -157,7 +158,7 @@ class GateParams:
     """The quality gate of one model: `champion` moves only when `metric` passes `floor` and beats
     the current champion's by at least `min_improvement`."""
 
-    metric: str = field()  # a key of metrics/eval/<model>.json, e.g. test/psnr_db
+    metric: str = field()  # a key of reports/eval/<model>.json, e.g. test/psnr_db
     goal: str = one_of("max", "min")  # whether higher or lower is better
     min_improvement: float = in_range(0.0, 1e12)  # in the metric's own units
     floor: float = field()  # the worst acceptable value: a minimum for goal max, a maximum for goal min

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unsupervised_mnist.data.dataset import Split
+from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import torch_generator
 
 FEATURE_DIM = 128
@@ -53,15 +54,19 @@ def train_classifier(train: Split, epochs: int, lr: float, batch_size: int, seed
     model = Classifier().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     x, y = train.clean.to(device), train.labels.to(device)
+    progress = Progress("classifier", epochs)
     for epoch in range(1, epochs + 1):
         perm = torch.randperm(len(x), generator=torch_generator(seed, "classifier", epoch, device=device),
                               device=device)
+        total = torch.zeros((), device=device)
         for start in range(0, len(perm), batch_size):
             idx = perm[start:start + batch_size]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            total += loss.detach() * len(idx)
+        progress.step(f"epoch {epoch}/{epochs}  train loss {float(total) / len(perm):.4f}")  # one sync per epoch
     model.eval()
     with torch.no_grad():
         raw = torch.cat([model.body(x[i:i + 1000]) for i in range(0, len(x), 1000)])

@@ -17,6 +17,7 @@ from unsupervised_mnist.evaluation.clustering import kmeans_scores, umap_embeddi
 from unsupervised_mnist.evaluation.likelihood import vae_bounds
 from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
 from unsupervised_mnist.models.vae import VAE
+from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import derive_seed, torch_generator
 
 BATCH = 500
@@ -75,17 +76,20 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
              classifier: Classifier) -> tuple[dict[str, float], dict]:
     """Metrics (flat, 'test/...' keys) and what the figures need."""
     device = device_of(rep)
+    progress = Progress(f"evaluate {name}", 4 if isinstance(rep, VAE) else 3)
     metrics: dict[str, float] = {
         "test/noisy_input_psnr_db": float(m.psnr_db(test.noisy, test.clean).mean()),
     }
     if name != "pixels":
         metrics |= reconstruction_metrics(rep, test.clean, test.noisy, device)
+    progress.step(f"reconstruction of {len(test)} test images")
 
     codes = batched(rep.encode, test.clean, device)
     labels = test.labels.numpy()
     metrics |= clustering_metrics(codes.numpy(), labels, params, "")
     if hasattr(rep, "features"):  # the GAN's discriminator features: a second code
         metrics |= clustering_metrics(batched(rep.features, test.clean, device).numpy(), labels, params, "dfeat_")
+    progress.step("k-means on the codes" + (" and a UMAP embedding" if params.evaluate.manifold == "umap" else ""))
 
     n = reference_count(params.evaluate.n_samples, len(val), len(test))
     train_codes = batched(rep.encode, train.clean, device) if name in ("ae", "pca") else None
@@ -95,6 +99,7 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
         feats, probs = features_and_probs(classifier, samples.to(cls_device))
         real_feats, _ = features_and_probs(classifier, test.clean[:n].to(cls_device))
         metrics |= {f"test/{k}": v for k, v in sample_quality(feats.numpy(), probs.numpy(), real_feats.numpy()).items()}
+    progress.step(f"sample quality of {n} samples" if samples is not None else "no samples (no generator)")
 
     if isinstance(rep, VAE):
         generator = torch_generator(params.seed, "iwae", device=device)
@@ -103,11 +108,25 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
                              params.evaluate.iwae_k, generator) for i in range(0, len(test), 100)]
         metrics["test/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
         metrics["test/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
+        progress.step(f"ELBO and IWAE bound (K={params.evaluate.iwae_k})")
 
     metrics = {k: round(v, 6) for k, v in sorted(metrics.items())}
     return metrics, {"codes": codes.numpy(), "samples": samples}
 
 
-def evaluated_paths(name: str) -> tuple[Path, Path]:
-    """The metrics file and the figures folder dvc.yaml declares for evaluate@<name>."""
-    return Path(f"metrics/eval/{name}.json"), Path(f"plots/eval/{name}")
+# The numbers a reader compares across representations and commits: `dvc metrics show` lists these
+# (metrics/eval/<name>.json); every metric, class shares and per-term values included, is in the
+# full results (reports/eval/<name>.json), which the report, MLflow and the registry read.
+COMPARED = ("test/noisy_input_psnr_db", "test/psnr_db", "test/ssim", "test/clean_psnr_db", "test/kmeans_acc",
+            "test/kmeans_nmi", "test/kmeans_ari", "test/umap_kmeans_acc", "test/umap_kmeans_nmi",
+            "test/dfeat_kmeans_acc", "test/fid", "test/kid", "test/classifier_score", "test/neg_elbo",
+            "test/iwae_nll")
+
+
+def compared(metrics: dict[str, float]) -> dict[str, float]:
+    return {key: metrics[key] for key in COMPARED if key in metrics}
+
+
+def evaluated_paths(name: str) -> tuple[Path, Path, Path]:
+    """What dvc.yaml declares for evaluate@<name>: the compared metrics, the full results, the figures."""
+    return Path(f"metrics/eval/{name}.json"), Path(f"reports/eval/{name}.json"), Path(f"plots/eval/{name}")

@@ -26,9 +26,9 @@ COLUMNS = {  # metric key -> column title; higher is better unless the title say
 }
 
 
-def summary_table(metrics_dir: Path = Path("metrics")) -> pd.DataFrame:
+def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path("reports/eval")) -> pd.DataFrame:
     rows = {}
-    evaluated = {name: read_json(metrics_dir / "eval" / f"{name}.json") for name in REPRESENTATIONS}
+    evaluated = {name: read_json(results_dir / f"{name}.json") for name in REPRESENTATIONS}
     first = next(iter(evaluated.values()))
     rows["noisy input (floor)"] = {"test/psnr_db": first["test/noisy_input_psnr_db"]}
     rows |= evaluated

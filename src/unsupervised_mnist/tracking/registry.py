@@ -39,7 +39,7 @@ class ModelToRegister:
     name: str  # ae, vae or gan
     model: torch.nn.Module
     checkpoint: Path
-    metrics: dict[str, float]  # its metrics/eval/<name>.json
+    metrics: dict[str, float]  # its reports/eval/<name>.json: every test metric
     images: np.ndarray  # a few noisy test images, float32 (n, 1, 28, 28): the input example
     task: Task  # what its gate metric was measured on
 

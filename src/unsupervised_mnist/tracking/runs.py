@@ -11,12 +11,14 @@ and `dvc_experiment` (the experiment's name under `dvc exp run`).
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +149,19 @@ def start_training_run(params: Params, name: str) -> TrackedRun | None:
         return None
     client, experiment_id = connect(params)
     return new_run(client, experiment_id, params, name, f"train@{name}")
+
+
+@contextlib.contextmanager
+def system_metrics(params: Params, run: TrackedRun | None) -> Iterator[None]:
+    """With `mlflow.system_metrics: true`, MLflow samples CPU, GPU and memory into the run while the
+    block runs (its monitor needs the run active in the fluent API)."""
+    if run is None or not params.mlflow.system_metrics:
+        yield
+        return
+    import mlflow
+
+    with mlflow.start_run(run_id=run.run_id, log_system_metrics=True):
+        yield
 
 
 def finish_training_run(run: TrackedRun | None, artifacts: list[Path], timings: Path | None = None,

@@ -1,0 +1,28 @@
+"""Progress of a stage's steps: a tqdm bar on a terminal, one line per step otherwise (logs, CI, DVC)."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+
+class Progress:
+    def __init__(self, desc: str, total: int):
+        self.desc, self.total, self.done, self.started = desc, total, 0, time.perf_counter()
+        self.bar = None
+        if sys.stdout.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="step")
+
+    def step(self, text: str) -> None:
+        """Say that the step described by `text` is done."""
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+            self.bar.update(1)
+            if self.done == self.total:
+                self.bar.close()
+        else:
+            print(f"{self.desc} [{self.done}/{self.total}] {text} ({time.perf_counter() - self.started:.1f} s)",
+                  flush=True)
