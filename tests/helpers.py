@@ -26,7 +26,8 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 def postgres_bin() -> Path | None:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    """Debian's PostgreSQL binaries (UMNIST_POSTGRESQL_ROOT moves the search, e.g. to hide them)."""
+    found = sorted(Path(os.environ.get("UMNIST_POSTGRESQL_ROOT", "/usr/lib/postgresql")).glob("*/bin/initdb"))
     return found[-1].parent if found else None
 
 
