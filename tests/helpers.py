@@ -36,7 +36,8 @@ def require_system(what: str, present: bool, package: str) -> None:
     .ci/run, which installs them, so that CI never skips these tests silently."""
     if present:
         return
-    message = f"needs {what}: apt-get install {package}"
+    test = os.environ.get("PYTEST_CURRENT_TEST", "").split(" ")[0]  # pytest's summary names the helper, not the test
+    message = f"{test} needs {what}: apt-get install {package}"
     if os.environ.get(REQUIRE_SYSTEM_ENV) == "1":
         pytest.fail(f"{message} ({REQUIRE_SYSTEM_ENV}=1: .ci/run installs it)")
     pytest.skip(message)

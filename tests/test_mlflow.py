@@ -187,6 +187,9 @@ def test_queued_experiment_on_another_task_keeps_its_runs_and_the_champion(tiny_
 
     new = [run for run in client.search_runs([experiment.experiment_id]) if run.info.run_id not in before]
     assert sorted(run.info.run_name for run in new) == ["ae", "gan", "pca", "pixels", "vae"]
+    experiment_names = {run.data.tags.get("dvc_experiment") for run in new}  # DVC's name for the experiment
+    assert len(experiment_names) == 1 and None not in experiment_names, experiment_names
+    assert len({run.data.tags["pipeline_execution"] for run in new}) == 1  # one group in the UI
     assert all(".dvc/tmp" not in run.info.artifact_uri for run in new)
     assert not list((repo / ".dvc/tmp").rglob("mlflow.db"))
     for name in REGISTERED:  # the default task's champion stays where it was
