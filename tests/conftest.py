@@ -5,7 +5,18 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import TRACKED_ENV, copy_repo, dvc, write_params  # noqa: E402
+from helpers import TRACKED_ENV, copy_repo, dvc, run_stage, write_params  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_prepared(tmp_path_factory):
+    """check, data and prepare, run as DVC runs them, on the tiny params: a project folder with prepared
+    data, shared by the data, training and scale-out tests (read-only: tests that change it copy it)."""
+    folder = tmp_path_factory.mktemp("prepared")
+    write_params(folder)
+    for stage in ("check", "data", "prepare"):
+        run_stage(folder, stage)
+    return folder
 
 
 @pytest.fixture(scope="session")

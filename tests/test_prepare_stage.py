@@ -6,7 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers import params_with, run_stage, write_params
+from helpers import params_with, run_stage
 
 from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.data.dataset import load_split
@@ -17,14 +17,9 @@ FILES = ["data/prepared/train.npz", "data/prepared/val.npz", "data/prepared/test
          "metrics/data.json", "plots/data/noisy_examples.png"]
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    """check, data and prepare, run as DVC runs them, on the tiny params."""
-    folder = tmp_path_factory.mktemp("prepare")
-    write_params(folder)
-    for stage in ("check", "data", "prepare"):
-        run_stage(folder, stage)
-    return folder
+@pytest.fixture
+def project(tiny_prepared):
+    return tiny_prepared
 
 
 def outputs(folder):

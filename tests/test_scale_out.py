@@ -18,19 +18,15 @@ pytestmark = pytest.mark.slow
 DDP_PARAMS = {"train.batch_size": 64, "ae.epochs": 4, "train.threads": 1}
 
 
-@pytest.fixture(scope="module")
-def prepared_project(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ddp")
-    write_params(folder, DDP_PARAMS)
-    for stage in ("check", "data", "prepare"):
-        run_stage(folder, stage)
-    return folder
+@pytest.fixture
+def prepared_project(tiny_prepared):
+    return tiny_prepared
 
 
 def clone_project(source, dest):
-    """A project folder with the same params and prepared data, nothing trained."""
+    """A project folder with the shared prepared data and the DDP params, nothing trained."""
     dest.mkdir()
-    shutil.copy(source / "params.yaml", dest / "params.yaml")
+    write_params(dest, DDP_PARAMS)  # the data params are the tiny ones: the prepared data matches them
     shutil.copytree(source / "data", dest / "data")
     return dest
 

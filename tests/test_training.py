@@ -14,14 +14,10 @@ from unsupervised_mnist.training.train import Outputs, train_model
 FAST = {"ae.epochs": 2, "vae.epochs": 2, "gan.epochs": 2, "train.threads": 2}
 
 
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory):
-    """Prepared tiny data (1,000 mnist5k images), made once by the real stages."""
-    folder = tmp_path_factory.mktemp("prepared")
-    write_params(folder)
-    for stage in ("check", "data", "prepare"):
-        run_stage(folder, stage)
-    return folder / "data/prepared"
+@pytest.fixture
+def prepared(tiny_prepared):
+    """Prepared tiny data (1,000 mnist5k images), made once by the real stages (conftest.py)."""
+    return tiny_prepared / "data/prepared"
 
 
 def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
