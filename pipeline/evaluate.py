@@ -12,9 +12,10 @@ from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
 from unsupervised_mnist.evaluation.evaluate import compared, device_of, evaluate, evaluated_paths
-from unsupervised_mnist.evaluation.representations import REPRESENTATIONS, load_representation
+from unsupervised_mnist.evaluation.representations import load_representation
 from unsupervised_mnist.figures import save_representation_figures
 from unsupervised_mnist.io import write_json
+from unsupervised_mnist.names import REPRESENTATIONS
 
 
 def load_classifier(device: torch.device) -> Classifier:
@@ -47,7 +48,7 @@ def main(params: Params) -> None:
 
 
 def summary_line(metrics: dict[str, float]) -> str:
-    """The numbers a reader compares, in one short line (all of them are in the metrics file)."""
+    """The numbers a reader compares, in one short line (every metric is in reports/eval/<name>.json)."""
     shown = {"psnr_db": "PSNR {:.2f} dB", "ssim": "SSIM {:.3f}", "kmeans_acc": "k-means ACC {:.3f}",
              "kmeans_nmi": "NMI {:.3f}", "umap_kmeans_acc": "UMAP+k-means ACC {:.3f}", "fid": "FID {:.1f}",
              "classifier_score": "cls score {:.2f}", "neg_elbo": "-ELBO {:.1f}", "iwae_nll": "-IWAE {:.1f}"}

@@ -9,8 +9,8 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, write_json
-from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
-from unsupervised_mnist.names import REPRESENTATIONS
+from unsupervised_mnist.models import load_checkpoint
+from unsupervised_mnist.names import MODEL_NAMES, REPRESENTATIONS
 from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
 from unsupervised_mnist.tracking.task import task_for
 
@@ -19,9 +19,8 @@ CHAMPIONS = Path("metrics/champions.json")  # per model, as numbers: `dvc metric
 CLASSIFIER = Path("models/classifier.pt")
 
 
-def to_register(name: str, params: Params, images, n_samples: int) -> ModelToRegister:
+def to_register(name: str, params: Params, metrics: dict[str, float], images, n_samples: int) -> ModelToRegister:
     metrics_path = Path(f"reports/eval/{name}.json")
-    metrics = read_json(metrics_path)
     metric = getattr(params.register, name).metric
     if metric not in metrics:
         raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of {metrics_path} "
@@ -34,9 +33,10 @@ def to_register(name: str, params: Params, images, n_samples: int) -> ModelToReg
 def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
     n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
-    items = [to_register(name, params, images, n_samples) for name in MODEL_NAMES]  # check all before logging
     evaluations = {name: (read_json(f"reports/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
                    for name in REPRESENTATIONS}
+    items = [to_register(name, params, evaluations[name][0], images, n_samples)  # check all before logging
+             for name in MODEL_NAMES]
     decisions = register_models(params, items, PREPARED_DIR, evaluations)
     # Only once every model went through: a failure leaves the last report.
     write_json(REPORT, decisions)

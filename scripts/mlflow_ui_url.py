@@ -20,9 +20,10 @@ def main(base: str) -> None:
     from mlflow import MlflowClient
 
     name = yaml.safe_load(Path("params.yaml").read_text())["mlflow"]["experiment"]
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    experiment = MlflowClient(uri).get_experiment_by_name(name) if uri.startswith("http") or Path(
-        "mlflow.db").is_file() else None
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri is None and Path("mlflow.db").is_file():
+        uri = f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    experiment = MlflowClient(uri).get_experiment_by_name(name) if uri else None  # never create a local store
     if experiment is None:
         print(f"MLflow UI: {base} (no experiment {name!r} yet: run `make pipeline` first)")
         return

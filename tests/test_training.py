@@ -8,7 +8,8 @@ from helpers import params_with, run_stage, write_params
 
 from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.errors import TrainingError
-from unsupervised_mnist.models import MODEL_NAMES, load_checkpoint
+from unsupervised_mnist.models import load_checkpoint
+from unsupervised_mnist.names import MODEL_NAMES
 from unsupervised_mnist.training.train import Outputs, train_model
 
 FAST = {"ae.epochs": 2, "vae.epochs": 2, "gan.epochs": 2, "train.threads": 2}

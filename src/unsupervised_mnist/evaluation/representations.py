@@ -9,9 +9,6 @@ import torch
 from sklearn.decomposition import PCA
 
 from unsupervised_mnist.models import load_checkpoint
-from unsupervised_mnist.names import BASELINES, REPRESENTATIONS
-
-__all__ = ["BASELINES", "REPRESENTATIONS", "PCARepresentation", "PixelRepresentation", "load_representation"]
 
 
 class PCARepresentation:

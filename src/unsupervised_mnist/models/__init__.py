@@ -15,10 +15,6 @@ from unsupervised_mnist.io import atomic_path
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.models.gan import GAN
 from unsupervised_mnist.models.vae import VAE
-from unsupervised_mnist.names import MODEL_NAMES
-
-__all__ = ["MODEL_NAMES", "build", "load_checkpoint", "model_config", "save_checkpoint"]
-
 
 
 def model_config(name: str, params: Params) -> dict[str, Any]:
