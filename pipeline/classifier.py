@@ -1,5 +1,6 @@
 """Stage `classifier`: a small CNN on the clean training split -> models/classifier.pt, metrics/classifier.json
-(test accuracy, and FID/KID/classifier score of real validation vs real test images: the reference)."""
+(test accuracy, and FID/KID/classifier score of real training vs real test images: the reference, at the
+sample count every model's FID uses, so that it carries the same small-sample bias)."""
 
 import torch
 
@@ -16,11 +17,11 @@ from unsupervised_mnist.seeding import derive_seed
 def main(params: Params) -> None:
     device = select_device(params.train.device)
     make_deterministic(device, params.train.threads)
-    train, val, test = load_split("train"), load_split("val"), load_split("test")
+    train, test = load_split("train"), load_split("test")
     model = train_classifier(train, params.classifier.epochs, params.classifier.lr, params.train.batch_size,
                              derive_seed(params.seed, "classifier"), device)
-    n = reference_count(params.evaluate.n_samples, len(val), len(test))
-    feats, probs = features_and_probs(model, val.clean[:n].to(device))
+    n = reference_count(params.evaluate.n_samples, len(train), len(test))
+    feats, probs = features_and_probs(model, train.clean[:n].to(device))
     real, _ = features_and_probs(model, test.clean[:n].to(device))
     reference = sample_quality(feats.numpy(), probs.numpy(), real.numpy())
     metrics = {"test_accuracy": accuracy(model, test, device), "reference_n": n,
@@ -28,7 +29,7 @@ def main(params: Params) -> None:
     with atomic_path("models/classifier.pt") as tmp:
         torch.save({"state_dict": model.state_dict()}, tmp)
     write_json("metrics/classifier.json", {k: round(v, 6) for k, v in metrics.items()})
-    print(f"classifier: test accuracy {metrics['test_accuracy']:.4f}; real val vs test FID "
+    print(f"classifier: test accuracy {metrics['test_accuracy']:.4f}; real train vs test FID "
           f"{metrics['reference/fid']:.3f} (n={n})")
 
 

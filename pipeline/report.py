@@ -6,7 +6,11 @@ from unsupervised_mnist.evaluation.report import write_report
 
 
 def main(params: Params) -> None:
-    print(write_report().to_string(float_format=lambda v: f"{v:.4f}"))
+    e = params.evaluate
+    manifold = (f"UMAP to {e.umap_components} dimensions with {e.umap_neighbors} neighbours, then "
+                f"{'a Gaussian mixture' if e.manifold_clusterer == 'gmm' else 'k-means'}"
+                if e.manifold == "umap" else "off: evaluate.manifold is none")
+    print(write_report(manifold=manifold).to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 if __name__ == "__main__":

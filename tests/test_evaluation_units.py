@@ -59,6 +59,23 @@ def test_fid_of_a_set_against_itself_is_zero_and_grows_with_noise():
     assert 0 < distances[0] < distances[1] < distances[2]
 
 
+def test_fid_of_a_set_against_itself_stays_zero_at_the_pipeline_sample_count():
+    """At the count the pipeline compares (evaluate.n_samples, capped by mnist5k's 1,000 test images) and
+    the classifier's feature size: sqrtm of a 128 x 128 product must not leave a visible residue."""
+    from helpers import params_with
+
+    from unsupervised_mnist.evaluation.classifier import FEATURE_DIM
+    from unsupervised_mnist.evaluation.sample_quality import reference_count
+
+    n = reference_count(params_with({})["evaluate"]["n_samples"], 3600, 1000)
+    assert n >= 1000
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(n, FEATURE_DIM)) @ rng.normal(size=(FEATURE_DIM, FEATURE_DIM)) * 0.3
+    assert abs(frechet_distance(feats, feats)) < 1e-6
+    other = rng.normal(size=(n, FEATURE_DIM)) @ rng.normal(size=(FEATURE_DIM, FEATURE_DIM)) * 0.3
+    assert frechet_distance(feats, other) > 1.0
+
+
 def test_kid_is_about_zero_for_the_same_distribution_and_positive_for_a_shift():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(400, 8)), rng.normal(size=(400, 8))
@@ -103,3 +120,28 @@ def test_umap_without_the_package_is_a_params_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
     with pytest.raises(ParamsError, match=r"evaluate.manifold='umap' needs umap-learn"):
         umap_embedding(np.zeros((10, 2)), 2, 5, 0)
+
+
+def test_manifold_step_scores_each_split_from_one_embedding_of_all_codes():
+    """Three well separated blobs, each split drawn from all of them: UMAP + k-means and UMAP + GMM find
+    them in every labelled split, and the training codes (no labels) only add points."""
+    from helpers import params_with
+
+    from unsupervised_mnist.config import parse_params
+    from unsupervised_mnist.evaluation.evaluate import clustering_metrics
+
+    rng = np.random.default_rng(4)
+    centres = rng.normal(scale=20, size=(3, 6))
+
+    def blobs(n):
+        labels = np.arange(n) % 3
+        return centres[labels] + rng.normal(size=(n, 6)), labels
+
+    (train, _), (val, val_y), (test, test_y) = blobs(300), blobs(60), blobs(90)
+    for clusterer in ("kmeans", "gmm"):
+        params = parse_params(params_with({"evaluate.manifold": "umap", "evaluate.manifold_clusterer": clusterer,
+                                           "evaluate.kmeans_inits": 2}))
+        scores = clustering_metrics({"train": train, "val": val, "test": test}, {"val": val_y, "test": test_y}, params)
+        assert {k: scores[k] for k in ("val/kmeans_acc", "test/kmeans_acc", "val/manifold_acc",
+                                       "test/manifold_acc")} == dict.fromkeys(
+            ("val/kmeans_acc", "test/kmeans_acc", "val/manifold_acc", "test/manifold_acc"), 1.0), clusterer

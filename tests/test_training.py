@@ -122,3 +122,47 @@ def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path, name):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert whole.metrics.read_bytes() == resumed.metrics.read_bytes()
+
+
+def test_augmented_training_is_byte_identical_across_runs(prepared, tmp_path):
+    """Shifts and rotations are drawn from the seed like everything else: same params, same bytes."""
+    overrides = {"ae.augment": {"shift": 2.0, "rotate": 10.0}}
+    _, first = train("ae", prepared, tmp_path / "a", overrides)
+    _, second = train("ae", prepared, tmp_path / "b", overrides)
+    _, plain = train("ae", prepared, tmp_path / "c", {"ae.augment": {"shift": 0.0, "rotate": 0.0}})
+    assert first.metrics.read_bytes() == second.metrics.read_bytes()
+    assert first.curves.read_bytes() == second.curves.read_bytes()
+    a = torch.load(first.model, weights_only=True)["state_dict"]
+    b = torch.load(second.model, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert first.curves.read_bytes() != plain.curves.read_bytes()  # the augmentation did change training
+
+
+def test_random_affine_moves_digits_by_the_asked_amount():
+    from unsupervised_mnist.data.augment import random_affine
+
+    image = torch.zeros(1, 1, 28, 28)
+    image[0, 0, 12:16, 12:16] = 1.0
+    images = image.repeat(256, 1, 1, 1)
+    assert torch.equal(random_affine(images, 0.0, 0.0, torch.Generator().manual_seed(0)), images)
+    moved = random_affine(images, 3.0, 0.0, torch.Generator().manual_seed(0))
+    grid = torch.arange(28.0)
+    centre_x = (moved.sum(2).squeeze(1) * grid).sum(1) / moved.sum((1, 2, 3))
+    offset = centre_x - 13.5
+    assert offset.abs().max() <= 3.0 + 1e-4 and offset.abs().max() > 2.5  # up to 3 px, and about that far
+    assert moved.sum((1, 2, 3)).sub(16).abs().max() < 1e-3  # a shift inside the frame keeps the ink
+    again = random_affine(images, 3.0, 15.0, torch.Generator().manual_seed(0))
+    assert torch.equal(again, random_affine(images, 3.0, 15.0, torch.Generator().manual_seed(0)))
+
+
+def test_learning_rate_schedule_warms_up_then_follows_the_cosine():
+    from unsupervised_mnist.training.engine import FitSpec, lr_factor
+
+    spec = FitSpec(name="ae", epochs=10, batch_size=8, seed=0, noise_kind="gaussian", noise_level=0.5,
+                   schedule="cosine", warmup_epochs=2)
+    assert lr_factor(spec, 0.0) == 0.0 and lr_factor(spec, 1.0) == pytest.approx(0.5)
+    assert lr_factor(spec, 2.0) == pytest.approx(1.0)
+    assert lr_factor(spec, 6.0) == pytest.approx(0.5)  # half way through the cosine
+    assert lr_factor(spec, 10.0) == pytest.approx(0.0, abs=1e-12)
+    constant = FitSpec(name="ae", epochs=10, batch_size=8, seed=0, noise_kind="gaussian", noise_level=0.5)
+    assert {lr_factor(constant, p) for p in (0.0, 5.0, 9.9)} == {1.0}

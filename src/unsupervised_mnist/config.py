@@ -77,6 +77,22 @@ class TrainParams:
     nproc_per_node: int = in_range(1, 1024)  # > 1: train under torchrun (DDP) with this many processes
 
 
+@dataclass(frozen=True)
+class AugmentParams:
+    """Random moves of the clean training images before noise (data/augment.py); 0 and 0 = off."""
+
+    shift: float = in_range(0.0, 14.0)  # up to this many pixels in x and y
+    rotate: float = in_range(0.0, 180.0)  # up to this many degrees either way
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def _check_schedule(section: str, epochs: int, warmup_epochs: int, origin: str) -> None:
+    if warmup_epochs >= epochs and warmup_epochs > 0:
+        raise ParamsError(f"{origin}: {section}.warmup_epochs={warmup_epochs} must be below {section}.epochs={epochs}")
+
+
 def _check_channels(section: str, channels: list[int], origin: str) -> None:
     if len(channels) != 2:
         raise ParamsError(f"{origin}: {section}.channels={channels!r} must have 2 entries (for 14x14 and 7x7)")
@@ -87,13 +103,20 @@ class AEParams:
     arch: str = one_of("conv", "mlp")
     hidden: list[int] = in_range(1, 16384)  # mlp widths, e.g. 784-512-256-d
     channels: list[int] = in_range(1, 4096)  # conv channels at 14x14 and 7x7
+    fc: int = in_range(0, 16384)  # conv: a hidden layer of this width between the 7x7 maps and the code (0 = none)
     denoising: bool = field()  # noisy -> clean; false trains clean -> clean
     loss: str = one_of("bce", "mse")
+    batch_size: int | None = in_range(1, 65536)  # null: train.batch_size
     epochs: int = in_range(1, 100000)
     lr: float = in_range(0.0, 1.0, lo_open=True)
+    weight_decay: float = in_range(0.0, 1.0)  # AdamW's decoupled weight decay
+    schedule: str = one_of(*SCHEDULES)  # learning rate per step: constant, or cosine to 0 after the warm-up
+    warmup_epochs: int = in_range(0, 100000)  # linear warm-up from 0 (0 = none)
+    augment: AugmentParams = field()
 
     def check(self, origin: str) -> None:
         _check_channels("ae", self.channels, origin)
+        _check_schedule("ae", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)
@@ -101,27 +124,43 @@ class VAEParams:
     arch: str = one_of("conv", "mlp")
     hidden: list[int] = in_range(1, 16384)
     channels: list[int] = in_range(1, 4096)
+    fc: int = in_range(0, 16384)
     denoising: bool = field()
     beta: float = in_range(0.0, 100.0, lo_open=True)  # weight of the KL term (beta-VAE)
+    kl_warmup_epochs: int = in_range(0, 100000)  # the KL weight grows linearly from 0 to beta over these
+    batch_size: int | None = in_range(1, 65536)  # null: train.batch_size
     epochs: int = in_range(1, 100000)
     lr: float = in_range(0.0, 1.0, lo_open=True)
+    weight_decay: float = in_range(0.0, 1.0)
+    schedule: str = one_of(*SCHEDULES)
+    warmup_epochs: int = in_range(0, 100000)
+    augment: AugmentParams = field()
 
     def check(self, origin: str) -> None:
         _check_channels("vae", self.channels, origin)
+        _check_schedule("vae", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)
 class GANParams:
     loss: str = one_of("ns", "hinge", "wgan-gp")
     channels: list[int] = in_range(1, 4096)  # D and E at 14x14 / 7x7; G mirrors them
+    batch_size: int | None = in_range(1, 65536)  # null: train.batch_size
     epochs: int = in_range(1, 100000)
-    lr: float = in_range(0.0, 1.0, lo_open=True)
+    lr: float = in_range(0.0, 1.0, lo_open=True)  # generator and encoder
+    d_lr: float = in_range(0.0, 1.0, lo_open=True)  # discriminator (two time-scale rule: may differ from lr)
     beta1: float = in_range(0.0, 1.0, hi_open=True)  # Adam's first beta: 0.5 in DCGAN, 0 for WGAN-GP
+    spectral_norm: bool = field()  # spectral normalisation of D's layers (Miyato et al., 2018)
+    ema: float = in_range(0.0, 1.0, hi_open=True)  # decay of the generator's weight average (0 = off)
     gp_weight: float = in_range(0.0, 1000.0)  # gradient penalty weight (wgan-gp only)
     encoder_weight: float = in_range(0.0, 1000.0)  # weight of the encoder's image-reconstruction term
+    schedule: str = one_of(*SCHEDULES)
+    warmup_epochs: int = in_range(0, 100000)
+    augment: AugmentParams = field()
 
     def check(self, origin: str) -> None:
         _check_channels("gan", self.channels, origin)
+        _check_schedule("gan", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)
@@ -133,7 +172,8 @@ class ClassifierParams:
 @dataclass(frozen=True)
 class EvaluateParams:
     kmeans_inits: int = in_range(1, 1000)  # k-means restarts (sklearn n_init)
-    manifold: str = one_of("none", "umap")  # umap: N2D-style UMAP of the codes before k-means
+    manifold: str = one_of("none", "umap")  # umap: N2D-style UMAP of the codes, then manifold_clusterer
+    manifold_clusterer: str = one_of("kmeans", "gmm")  # on the UMAP embedding
     umap_components: int = in_range(1, 100)
     umap_neighbors: int = in_range(2, 1000)
     iwae_k: int = in_range(1, 100000)  # importance samples for the VAE's IWAE bound

@@ -6,6 +6,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, confusion_matrix, normalized_mutual_info_score
+from sklearn.mixture import GaussianMixture
 
 from unsupervised_mnist.errors import ParamsError
 
@@ -18,13 +19,26 @@ def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(counts[rows, cols].sum() / len(labels))
 
 
-def kmeans_scores(codes: np.ndarray, labels: np.ndarray, k: int, n_init: int, seed: int) -> dict[str, float]:
-    clusters = KMeans(n_clusters=k, n_init=n_init, random_state=seed % 2**32).fit_predict(codes.astype(np.float64))
+def cluster(codes: np.ndarray, k: int, method: str, n_init: int, seed: int) -> np.ndarray:
+    """k clusters of the rows of `codes`: k-means, or a full-covariance Gaussian mixture (the better fit
+    to UMAP's elongated clusters, as in N2D), each with `n_init` seeded restarts."""
+    codes = codes.astype(np.float64)
+    if method == "gmm":
+        return GaussianMixture(n_components=k, covariance_type="full", n_init=n_init,
+                               random_state=seed % 2**32).fit_predict(codes)
+    return KMeans(n_clusters=k, n_init=n_init, random_state=seed % 2**32).fit_predict(codes)
+
+
+def cluster_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
     return {
         "acc": cluster_accuracy(labels, clusters),
         "nmi": float(normalized_mutual_info_score(labels, clusters)),
         "ari": float(adjusted_rand_score(labels, clusters)),
     }
+
+
+def kmeans_scores(codes: np.ndarray, labels: np.ndarray, k: int, n_init: int, seed: int) -> dict[str, float]:
+    return cluster_scores(labels, cluster(codes, k, "kmeans", n_init, seed))
 
 
 def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed: int) -> np.ndarray:
@@ -33,7 +47,7 @@ def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, seed:
         import umap  # lazy: umap-learn pulls in numba, slow to import
     except ImportError:
         raise ParamsError("params.yaml: evaluate.manifold='umap' needs umap-learn "
-                          "(pip install -e \".[umap]\"), or set evaluate.manifold: none") from None
+                          "(pip install umap-learn), or set evaluate.manifold: none") from None
 
     reducer = umap.UMAP(n_components=n_components, n_neighbors=n_neighbors, min_dist=0.0,
                         random_state=seed % 2**32, n_jobs=1)

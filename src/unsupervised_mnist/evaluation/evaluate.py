@@ -13,7 +13,7 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import Split
 from unsupervised_mnist.evaluation import metrics as m
 from unsupervised_mnist.evaluation.classifier import Classifier, features_and_probs
-from unsupervised_mnist.evaluation.clustering import kmeans_scores, umap_embedding
+from unsupervised_mnist.evaluation.clustering import cluster, cluster_scores, kmeans_scores, umap_embedding
 from unsupervised_mnist.evaluation.likelihood import vae_bounds
 from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
 from unsupervised_mnist.models.vae import VAE
@@ -32,26 +32,39 @@ def batched(fn, x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return torch.cat([fn(x[i:i + BATCH].to(device)).float().cpu() for i in range(0, len(x), BATCH)])
 
 
-def reconstruction_metrics(rep, clean: torch.Tensor, noisy: torch.Tensor, device) -> dict[str, float]:
+def reconstruction_metrics(rep, clean: torch.Tensor, noisy: torch.Tensor, device, split: str) -> dict[str, float]:
     out = {}
     for prefix, inputs in (("", noisy), ("clean_", clean)):
         recon = batched(lambda x: rep.decode(rep.encode(x)), inputs, device)
-        out[f"test/{prefix}recon_mse"] = m.mse_per_image(recon, clean).mean()
-        out[f"test/{prefix}psnr_db"] = m.psnr_db(recon, clean).mean()
-        out[f"test/{prefix}ssim"] = m.ssim_per_image(recon, clean).mean()
+        out[f"{split}/{prefix}recon_mse"] = m.mse_per_image(recon, clean).mean()
+        out[f"{split}/{prefix}psnr_db"] = m.psnr_db(recon, clean).mean()
+        out[f"{split}/{prefix}ssim"] = m.ssim_per_image(recon, clean).mean()
         if not prefix:
-            out["test/recon_bce"] = m.bce_per_image(recon, clean).mean()
+            out[f"{split}/recon_bce"] = m.bce_per_image(recon, clean).mean()
     return {k: float(v) for k, v in out.items()}
 
 
-def clustering_metrics(codes: np.ndarray, labels: np.ndarray, params: Params, prefix: str) -> dict[str, float]:
+def clustering_metrics(codes: dict[str, np.ndarray], labels: dict[str, np.ndarray], params: Params,
+                       key: str = "") -> dict[str, float]:
+    """Plain k-means on the codes of each labelled split -> `<split>/<key>kmeans_*`. With evaluate.manifold:
+    umap, the N2D step: one UMAP embedding of all the codes given (the training split's included: more
+    points make a better manifold, and no label is read), one clustering of it (evaluate.manifold_clusterer),
+    scored on each labelled split -> `<split>/<key>manifold_*`."""
     e, seed = params.evaluate, derive_seed(params.seed, "kmeans")
-    k = len(np.unique(labels))
-    out = {f"test/{prefix}kmeans_{key}": v for key, v in kmeans_scores(codes, labels, k, e.kmeans_inits, seed).items()}
+    k = len(np.unique(np.concatenate(list(labels.values()))))
+    out = {}
+    for split, split_labels in labels.items():
+        scores = kmeans_scores(codes[split], split_labels, k, e.kmeans_inits, seed)
+        out |= {f"{split}/{key}kmeans_{name}": v for name, v in scores.items()}
     if e.manifold == "umap":
-        embedded = umap_embedding(codes, e.umap_components, e.umap_neighbors, seed)
-        out |= {f"test/{prefix}umap_kmeans_{key}": v
-                for key, v in kmeans_scores(embedded, labels, k, e.kmeans_inits, seed).items()}
+        names = list(codes)
+        embedded = umap_embedding(np.concatenate([codes[n] for n in names]), e.umap_components, e.umap_neighbors, seed)
+        clusters = cluster(embedded, k, e.manifold_clusterer, e.kmeans_inits, seed)
+        ends = np.cumsum([len(codes[n]) for n in names])
+        by_split = dict(zip(names, np.split(clusters, ends[:-1])))
+        for split, split_labels in labels.items():
+            scores = cluster_scores(split_labels, by_split[split])
+            out |= {f"{split}/{key}manifold_{name}": v for name, v in scores.items()}
     return out
 
 
@@ -72,55 +85,66 @@ def draw_samples(name: str, rep, n: int, train_codes: torch.Tensor, seed: int, d
     return batched(rep.decode, z.float(), device)
 
 
-def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Split,
+def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Split | None,
              classifier: Classifier) -> tuple[dict[str, float], dict]:
-    """Metrics (flat, 'test/...' keys) and what the figures need."""
+    """Metrics (flat `val/...` and `test/...` keys) and what the figures need. Every setting is chosen
+    on the `val/` numbers; `test=None` (bench/ablation.py) computes them without reading the test split."""
     device = device_of(rep)
+    scored = {"val": val} | ({"test": test} if test is not None else {})
     progress = Progress(f"evaluate {name}", 4 if isinstance(rep, VAE) else 3)
-    metrics: dict[str, float] = {
-        "test/noisy_input_psnr_db": float(m.psnr_db(test.noisy, test.clean).mean()),
-    }
+    metrics: dict[str, float] = {f"{s}/noisy_input_psnr_db": float(m.psnr_db(split.noisy, split.clean).mean())
+                                 for s, split in scored.items()}
     if name != "pixels":
-        metrics |= reconstruction_metrics(rep, test.clean, test.noisy, device)
-    progress.step(f"reconstruction of {len(test)} test images")
+        for split_name, split in scored.items():
+            metrics |= reconstruction_metrics(rep, split.clean, split.noisy, device, split_name)
+    progress.step("reconstruction of " + " and ".join(f"{len(split)} {s}" for s, split in scored.items()) + " images")
 
-    codes = batched(rep.encode, test.clean, device)
-    labels = test.labels.numpy()
-    metrics |= clustering_metrics(codes.numpy(), labels, params, "")
-    if hasattr(rep, "features"):  # the GAN's discriminator features: a second code
-        metrics |= clustering_metrics(batched(rep.features, test.clean, device).numpy(), labels, params, "dfeat_")
+    splits = {"train": train, **scored}
+    codes = {split_name: batched(rep.encode, split.clean, device) for split_name, split in splits.items()}
+    labels = {split_name: split.labels.numpy() for split_name, split in scored.items()}
+    metrics |= clustering_metrics({k: v.numpy() for k, v in codes.items()}, labels, params)
+    if hasattr(rep, "features") and test is not None:  # the GAN's discriminator features: a second code
+        features = {split_name: batched(rep.features, split.clean, device).numpy()
+                    for split_name, split in splits.items()}
+        metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_")
     progress.step("k-means on the codes" + (" and a UMAP embedding" if params.evaluate.manifold == "umap" else ""))
 
-    n = reference_count(params.evaluate.n_samples, len(val), len(test))
-    train_codes = batched(rep.encode, train.clean, device) if name in ("ae", "pca") else None
+    # The count of the test comparison and of the classifier stage's real-vs-real reference; the validation
+    # split may be smaller: there, as many samples as it has images.
+    n = reference_count(params.evaluate.n_samples, len(train), len(list(scored.values())[-1]))
+    train_codes = codes["train"] if name in ("ae", "pca") else None
     samples = draw_samples(name, rep, n, train_codes, params.seed, device)
     if samples is not None:
         cls_device = next(classifier.parameters()).device
         feats, probs = features_and_probs(classifier, samples.to(cls_device))
-        real_feats, _ = features_and_probs(classifier, test.clean[:n].to(cls_device))
-        metrics |= {f"test/{k}": v for k, v in sample_quality(feats.numpy(), probs.numpy(), real_feats.numpy()).items()}
+        for split_name, split in scored.items():
+            count = min(n, len(split))
+            real_feats, _ = features_and_probs(classifier, split.clean[:count].to(cls_device))
+            quality = sample_quality(feats[:count].numpy(), probs[:count].numpy(), real_feats.numpy())
+            metrics |= {f"{split_name}/{k}": v for k, v in quality.items()}
     progress.step(f"sample quality of {n} samples" if samples is not None else "no samples (no generator)")
 
     if isinstance(rep, VAE):
-        generator = torch_generator(params.seed, "iwae", device=device)
-        inputs = test.noisy if params.vae.denoising else test.clean
-        bounds = [vae_bounds(rep, inputs[i:i + 100].to(device), test.clean[i:i + 100].to(device),
-                             params.evaluate.iwae_k, generator) for i in range(0, len(test), 100)]
-        metrics["test/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
-        metrics["test/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
+        for split_name, split in scored.items():
+            generator = torch_generator(params.seed, "iwae", split_name, device=device)
+            inputs = split.noisy if params.vae.denoising else split.clean
+            bounds = [vae_bounds(rep, inputs[i:i + 100].to(device), split.clean[i:i + 100].to(device),
+                                 params.evaluate.iwae_k, generator) for i in range(0, len(split), 100)]
+            metrics[f"{split_name}/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
+            metrics[f"{split_name}/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
         progress.step(f"ELBO and IWAE bound (K={params.evaluate.iwae_k})")
 
     metrics = {k: round(v, 6) for k, v in sorted(metrics.items())}
-    return metrics, {"codes": codes.numpy(), "samples": samples}
+    return metrics, {"codes": codes[list(scored)[-1]].numpy(), "samples": samples}
 
 
 # The numbers a reader compares across representations and commits: `dvc metrics show` lists these
 # (metrics/eval/<name>.json); every metric, class shares and per-term values included, is in the
 # full results (reports/eval/<name>.json), which the report, MLflow and the registry read.
 COMPARED = ("test/noisy_input_psnr_db", "test/psnr_db", "test/ssim", "test/clean_psnr_db", "test/kmeans_acc",
-            "test/kmeans_nmi", "test/kmeans_ari", "test/umap_kmeans_acc", "test/umap_kmeans_nmi",
+            "test/kmeans_nmi", "test/kmeans_ari", "test/manifold_acc", "test/manifold_nmi",
             "test/dfeat_kmeans_acc", "test/fid", "test/kid", "test/classifier_score", "test/neg_elbo",
-            "test/iwae_nll")
+            "test/iwae_nll", "val/psnr_db", "val/kmeans_acc", "val/manifold_acc", "val/fid", "val/iwae_nll")
 
 
 def compared(metrics: dict[str, float]) -> dict[str, float]:

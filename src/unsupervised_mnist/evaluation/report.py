@@ -17,7 +17,8 @@ COLUMNS = {  # metric key -> column title; higher is better unless the title say
     "test/kmeans_acc": "k-means ACC",
     "test/kmeans_nmi": "k-means NMI",
     "test/kmeans_ari": "k-means ARI",
-    "test/umap_kmeans_acc": "UMAP+k-means ACC",
+    "test/manifold_acc": "manifold ACC",
+    "test/manifold_nmi": "manifold NMI",
     "test/fid": "FID (lower)",
     "test/kid": "KID (lower)",
     "test/classifier_score": "classifier score",
@@ -33,7 +34,7 @@ def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path(
     rows["noisy input (floor)"] = {"test/psnr_db": first["test/noisy_input_psnr_db"]}
     rows |= evaluated
     classifier = read_json(metrics_dir / "classifier.json")
-    rows["real val vs test (reference)"] = {
+    rows["real train vs test (reference)"] = {
         "test/fid": classifier["reference/fid"], "test/kid": classifier["reference/kid"],
         "test/classifier_score": classifier["reference/classifier_score"],
     }
@@ -43,7 +44,9 @@ def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path(
     return table
 
 
-def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metrics")) -> pd.DataFrame:
+def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metrics"),
+                 manifold: str = "none") -> pd.DataFrame:
+    """`manifold` describes the manifold step for the text (e.g. "UMAP to 5 dimensions, then a GMM")."""
     table = summary_table(metrics_dir)
     data = read_json(metrics_dir / "data.json")
     classifier = read_json(metrics_dir / "classifier.json")
@@ -58,10 +61,11 @@ def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metr
 
 Data: `{data['source']}` ({splits}); noise: {data['noise']['kind']} {data['noise']['level']}.
 Denoising: reconstruction of the noisy test images against the clean ones. Clustering: k-means on the
-codes of the clean test images (ACC after Hungarian matching). Sample quality: in the feature space of
+codes of the clean test images (ACC after Hungarian matching); "manifold": the N2D step first, UMAP of
+the codes, then a clusterer ({manifold}). Sample quality: in the feature space of
 a CNN trained on the clean training split (test accuracy {classifier['test_accuracy']:.4f}),
 {classifier['reference_n']} samples against as many real test images; the reference row compares real
-validation with real test images at the same count. PCA has the models' latent_dim; pixels are the
+training with real test images at the same count. PCA has the models' latent_dim; pixels are the
 raw 784 dimensions. AE and PCA samples come from a Gaussian fitted to their training codes.
 
 {table.map(lambda v: "–" if pd.isna(v) else f"{v:.4f}").to_markdown(stralign="right")}

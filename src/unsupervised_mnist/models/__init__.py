@@ -21,9 +21,10 @@ def model_config(name: str, params: Params) -> dict[str, Any]:
     """The architecture part of a model's params: exactly what `build` needs."""
     section = getattr(params, name)
     if name == "gan":
-        return {"latent_dim": params.latent_dim, "channels": list(section.channels)}
+        return {"latent_dim": params.latent_dim, "channels": list(section.channels),
+                "spectral_norm": section.spectral_norm}
     return {"latent_dim": params.latent_dim, "arch": section.arch, "hidden": list(section.hidden),
-            "channels": list(section.channels)}
+            "channels": list(section.channels), "fc": section.fc}
 
 
 def build(name: str, config: dict[str, Any]) -> nn.Module:

@@ -9,11 +9,11 @@ from unsupervised_mnist.models.blocks import decoder, encoder
 
 
 class AutoEncoder(nn.Module):
-    def __init__(self, latent_dim: int, arch: str, hidden: list[int], channels: list[int]):
+    def __init__(self, latent_dim: int, arch: str, hidden: list[int], channels: list[int], fc: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = encoder(arch, latent_dim, hidden, channels)
-        self.decoder = decoder(arch, latent_dim, hidden, channels)
+        self.encoder = encoder(arch, latent_dim, hidden, channels, fc)
+        self.decoder = decoder(arch, latent_dim, hidden, channels, fc)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x)

@@ -30,33 +30,37 @@ def mlp_decoder(in_dim: int, hidden: list[int]) -> nn.Sequential:
     return nn.Sequential(*layers, nn.Linear(width, 28 * 28), nn.Unflatten(1, IMAGE_SHAPE))
 
 
-def conv_encoder(out_dim: int, channels: list[int], *, leaky: bool = False) -> nn.Sequential:
-    """28x28 -> 14x14 -> 7x7 with 4x4 stride-2 convolutions (channels has two entries), then linear."""
+def conv_encoder(out_dim: int, channels: list[int], *, leaky: bool = False, fc: int = 0) -> nn.Sequential:
+    """28x28 -> 14x14 -> 7x7 with 4x4 stride-2 convolutions (channels has two entries), then linear
+    (through a hidden layer of `fc` units when fc > 0)."""
     c1, c2 = channels
     act = nn.LeakyReLU(0.2) if leaky else nn.ReLU()
+    head = [nn.Linear(c2 * 7 * 7, fc), nn.ReLU(), nn.Linear(fc, out_dim)] if fc else [nn.Linear(c2 * 7 * 7, out_dim)]
     return nn.Sequential(
         nn.Conv2d(1, c1, 4, 2, 1), act,
         nn.Conv2d(c1, c2, 4, 2, 1), act,
         nn.Flatten(),
-        nn.Linear(c2 * 7 * 7, out_dim),
+        *head,
     )
 
 
-def conv_decoder(in_dim: int, channels: list[int], *, batch_norm: bool = False) -> nn.Sequential:
-    """in_dim -> 7x7 -> 14x14 -> 28x28 with transposed convolutions (DCGAN-style, sized for 28x28)."""
+def conv_decoder(in_dim: int, channels: list[int], *, batch_norm: bool = False, fc: int = 0) -> nn.Sequential:
+    """in_dim -> 7x7 -> 14x14 -> 28x28 with transposed convolutions (DCGAN-style, sized for 28x28); with
+    fc > 0 the code first goes through a hidden layer of `fc` units."""
     c1, c2 = channels
     norm = (lambda c: nn.BatchNorm2d(c)) if batch_norm else (lambda c: nn.Identity())
+    stem = [nn.Linear(in_dim, fc), nn.ReLU(), nn.Linear(fc, c2 * 7 * 7)] if fc else [nn.Linear(in_dim, c2 * 7 * 7)]
     return nn.Sequential(
-        nn.Linear(in_dim, c2 * 7 * 7),
+        *stem,
         nn.Unflatten(1, (c2, 7, 7)), norm(c2), nn.ReLU(),
         nn.ConvTranspose2d(c2, c1, 4, 2, 1), norm(c1), nn.ReLU(),
         nn.ConvTranspose2d(c1, 1, 4, 2, 1),
     )
 
 
-def encoder(arch: str, out_dim: int, hidden: list[int], channels: list[int]) -> nn.Sequential:
-    return conv_encoder(out_dim, channels) if arch == "conv" else mlp_encoder(out_dim, hidden)
+def encoder(arch: str, out_dim: int, hidden: list[int], channels: list[int], fc: int = 0) -> nn.Sequential:
+    return conv_encoder(out_dim, channels, fc=fc) if arch == "conv" else mlp_encoder(out_dim, hidden)
 
 
-def decoder(arch: str, in_dim: int, hidden: list[int], channels: list[int]) -> nn.Sequential:
-    return conv_decoder(in_dim, channels, batch_norm=True) if arch == "conv" else mlp_decoder(in_dim, hidden)
+def decoder(arch: str, in_dim: int, hidden: list[int], channels: list[int], fc: int = 0) -> nn.Sequential:
+    return conv_decoder(in_dim, channels, batch_norm=True, fc=fc) if arch == "conv" else mlp_decoder(in_dim, hidden)

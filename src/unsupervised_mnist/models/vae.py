@@ -9,11 +9,11 @@ from unsupervised_mnist.models.blocks import decoder, encoder
 
 
 class VAE(nn.Module):
-    def __init__(self, latent_dim: int, arch: str, hidden: list[int], channels: list[int]):
+    def __init__(self, latent_dim: int, arch: str, hidden: list[int], channels: list[int], fc: int = 0):
         super().__init__()
         self.latent_dim = latent_dim
-        self.encoder = encoder(arch, 2 * latent_dim, hidden, channels)  # mean and log-variance
-        self.decoder = decoder(arch, latent_dim, hidden, channels)
+        self.encoder = encoder(arch, 2 * latent_dim, hidden, channels, fc)  # mean and log-variance
+        self.decoder = decoder(arch, latent_dim, hidden, channels, fc)
 
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.encoder(x).chunk(2, dim=1)

@@ -1,6 +1,6 @@
 """The training engine: the whole split on the device, batches drawn by index, one host sync per epoch.
 
-Per epoch: a permutation and a fresh draw of training noise, each from a generator seeded by
+Per epoch: a permutation, a fresh draw of augmentation and of training noise, each from a generator seeded by
 (seed, epoch), so an epoch's batches do not depend on what ran before it and a resumed run replays
 exactly what an uninterrupted one would have done. Losses are summed on the device; the first step
 with a non-finite loss is recorded there too, and everything is read in one transfer at the end of
@@ -13,6 +13,7 @@ images across the ranks; the epoch's means are averaged over the ranks in the sa
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from unsupervised_mnist.data.augment import random_affine
 from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import TrainingError
 from unsupervised_mnist.io import atomic_path
@@ -43,6 +45,29 @@ class FitSpec:
     noise_level: float
     checkpoint: Path | None = None
     world: World = SINGLE_PROCESS
+    schedule: str = "constant"  # learning rate per step: constant, or cosine to 0 after the warm-up
+    warmup_epochs: int = 0
+    shift: float = 0.0  # augmentation of the clean images (pixels, degrees); 0 and 0: none
+    rotate: float = 0.0
+
+
+def lr_factor(spec: FitSpec, progress: float) -> float:
+    """The learning rate's multiplier at `progress` epochs into training (fractional within an epoch):
+    a linear warm-up, then constant or half a cosine down to 0. A function of the step alone, so a
+    resumed run sets exactly the rates an uninterrupted one would have."""
+    if progress < spec.warmup_epochs:
+        return progress / spec.warmup_epochs
+    if spec.schedule == "constant":
+        return 1.0
+    done = (progress - spec.warmup_epochs) / max(spec.epochs - spec.warmup_epochs, 1e-9)
+    return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
+
+
+def set_learning_rates(objective: Objective, factor: float) -> None:
+    for optimizer in objective.optimizers.values():
+        for group in optimizer.param_groups:
+            group.setdefault("base_lr", group["lr"])  # saved with the optimizer: survives a resume
+            group["lr"] = group["base_lr"] * factor
 
 
 @dataclass
@@ -58,6 +83,7 @@ def _save_state(spec: FitSpec, objective: Objective, epoch: int, history: list[d
         "epoch": epoch,
         "model": objective.model.state_dict(),
         "optimizers": {k: opt.state_dict() for k, opt in objective.optimizers.items()},
+        "objective": objective.extra_state(),
         "history": history,
     }
     with atomic_path(spec.checkpoint) as tmp:
@@ -72,6 +98,7 @@ def _load_state(spec: FitSpec, objective: Objective) -> tuple[int, list[dict[str
     objective.model.load_state_dict(state["model"])
     for key, optimizer in objective.optimizers.items():
         optimizer.load_state_dict(state["optimizers"][key])
+    objective.load_extra_state(state["objective"])
     return int(state["epoch"]) + 1, list(state["history"])
 
 
@@ -97,6 +124,8 @@ def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, ep
                           device=device)
     perm = perm[: len(perm) - len(perm) % world_size][rank::world_size]  # equal shards: equal step counts
     batch_size = spec.batch_size // world_size  # per rank: a step still sees batch_size images in all
+    train_clean = random_affine(train_clean, spec.shift, spec.rotate,
+                                torch_generator(spec.seed, "augment", epoch, device=device))
     noisy_all = train_clean  # a clean -> clean objective reads no noise: skip the draw
     if objective.denoising:
         noisy_all = add_noise(train_clean, spec.noise_kind, spec.noise_level,
@@ -106,7 +135,10 @@ def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, ep
                                      device=device)
     sums: dict[str, torch.Tensor] = {}
     bad_step = torch.full((), -1, dtype=torch.long, device=device)
+    steps = math.ceil(len(perm) / batch_size)
+    objective.start_epoch(epoch, spec.epochs)
     for step, start in enumerate(range(0, len(perm), batch_size)):
+        set_learning_rates(objective, lr_factor(spec, epoch - 1 + step / steps))
         idx = perm[start:start + batch_size]
         losses = objective.train_step(train_clean[idx], noisy_all[idx], step_generator)
         finite = torch.stack([v.float() for v in losses.values()]).isfinite().all()

@@ -61,8 +61,10 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     outputs = outputs or Outputs.for_model(name)
     section = getattr(params, name)
     world = world or world_from_env()
-    if params.train.batch_size % world.world_size:
-        raise ParamsError(f"params.yaml: train.batch_size={params.train.batch_size} must be divisible by the "
+    batch_size, batch_key = ((section.batch_size, f"{name}.batch_size") if section.batch_size
+                             else (params.train.batch_size, "train.batch_size"))
+    if batch_size % world.world_size:
+        raise ParamsError(f"params.yaml: {batch_key}={batch_size} must be divisible by the "
                           f"{world.world_size} training processes (it is the global batch)")
     device = setup(world, select_device(params.train.device))
     make_deterministic(device, params.train.threads)
@@ -81,8 +83,10 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     objective = make_objective(name, model, params, device, world)
 
     spec = FitSpec(
-        name=name, epochs=section.epochs, batch_size=params.train.batch_size, seed=params.seed,
+        name=name, epochs=section.epochs, batch_size=batch_size, seed=params.seed,
         noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
+        schedule=section.schedule, warmup_epochs=section.warmup_epochs,
+        shift=section.augment.shift, rotate=section.augment.rotate,
         checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
     )
     result = fit(objective, train_clean, val_clean, val_noisy, spec, on_epoch=on_epoch if world.is_main else None)
