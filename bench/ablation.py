@@ -25,6 +25,7 @@ from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import train_classifier
 from unsupervised_mnist.evaluation.evaluate import evaluate
 from unsupervised_mnist.evaluation.representations import load_representation
+from unsupervised_mnist.evaluation.sample_quality import reference_count, reference_holdout
 from unsupervised_mnist.models import load_checkpoint
 from unsupervised_mnist.seeding import derive_seed
 from unsupervised_mnist.training.train import Outputs, train_model
@@ -69,8 +70,9 @@ def main() -> None:
         train_s = time.perf_counter() - started
         device = select_device(params.train.device)
         make_deterministic(device, params.train.threads, training=False)
-        classifier = train_classifier(train, params.classifier.epochs, params.classifier.lr, params.train.batch_size,
-                                      derive_seed(params.seed, "classifier"), device)
+        learnt, _ = reference_holdout(len(train), reference_count(params.evaluate.n_samples, len(train), len(val)))
+        classifier = train_classifier(train.subset(learnt), params.classifier.epochs, params.classifier.lr,
+                                      params.train.batch_size, derive_seed(params.seed, "classifier"), device)
         model_file = root / "models" / f"{args.model}.pt"
         if args.keep and model_file.exists():
             args.keep.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Stage `classifier`: a small CNN on the clean training split -> models/classifier.pt, metrics/classifier.json
-(test accuracy, and FID/KID/classifier score of real training vs real test images: the reference, at the
-sample count every model's FID uses, so that it carries the same small-sample bias)."""
+(test accuracy, and FID/KID/classifier score of real training images it did not learn vs real test images:
+the reference, at the sample count every model's FID uses, so that it carries the same small-sample bias)."""
 
 import torch
 
@@ -9,7 +9,7 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs, train_classifier
-from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
+from unsupervised_mnist.evaluation.sample_quality import reference_count, reference_holdout, sample_quality
 from unsupervised_mnist.io import atomic_path, write_json
 from unsupervised_mnist.seeding import derive_seed
 
@@ -18,10 +18,11 @@ def main(params: Params) -> None:
     device = select_device(params.train.device)
     make_deterministic(device, params.train.threads)
     train, test = load_split("train"), load_split("test")
-    model = train_classifier(train, params.classifier.epochs, params.classifier.lr, params.train.batch_size,
-                             derive_seed(params.seed, "classifier"), device)
     n = reference_count(params.evaluate.n_samples, len(train), len(test))
-    feats, probs = features_and_probs(model, train.clean[:n].to(device))
+    learnt, held_out = reference_holdout(len(train), n)
+    model = train_classifier(train.subset(learnt), params.classifier.epochs, params.classifier.lr,
+                             params.train.batch_size, derive_seed(params.seed, "classifier"), device)
+    feats, probs = features_and_probs(model, train.clean[held_out].to(device))
     real, _ = features_and_probs(model, test.clean[:n].to(device))
     reference = sample_quality(feats.numpy(), probs.numpy(), real.numpy())
     metrics = {"test_accuracy": accuracy(model, test, device), "reference_n": n,

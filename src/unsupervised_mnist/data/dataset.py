@@ -27,6 +27,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def subset(self, rows: slice) -> Split:
+        return Split(self.clean[rows], self.labels[rows], None if self.noisy is None else self.noisy[rows])
+
 
 def load_split(name: str, prepared_dir: Path = PREPARED_DIR) -> Split:
     arrays = load_npz(prepared_dir / f"{name}.npz", required=("x", "y"))
