@@ -70,7 +70,8 @@ def main() -> None:
         train_s = time.perf_counter() - started
         device = select_device(params.train.device)
         make_deterministic(device, params.train.threads, training=False)
-        learnt, _ = reference_holdout(len(train), reference_count(params.evaluate.n_samples, len(train), len(val)))
+        n = reference_count(params.evaluate.n_samples, len(train), len(val))
+        learnt, _ = reference_holdout(len(train), n, derive_seed(params.seed, "reference"))
         classifier = train_classifier(train.subset(learnt), params.classifier.epochs, params.classifier.lr,
                                       params.train.batch_size, derive_seed(params.seed, "classifier"), device)
         model_file = root / "models" / f"{args.model}.pt"

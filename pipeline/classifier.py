@@ -9,7 +9,12 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs, train_classifier
-from unsupervised_mnist.evaluation.sample_quality import reference_count, reference_holdout, sample_quality
+from unsupervised_mnist.evaluation.sample_quality import (
+    real_rows,
+    reference_count,
+    reference_holdout,
+    sample_quality,
+)
 from unsupervised_mnist.io import atomic_path, write_json
 from unsupervised_mnist.seeding import derive_seed
 
@@ -19,11 +24,13 @@ def main(params: Params) -> None:
     make_deterministic(device, params.train.threads)
     train, test = load_split("train"), load_split("test")
     n = reference_count(params.evaluate.n_samples, len(train), len(test))
-    learnt, held_out = reference_holdout(len(train), n)
+    learnt, held_out = reference_holdout(len(train), n, derive_seed(params.seed, "reference"))
     model = train_classifier(train.subset(learnt), params.classifier.epochs, params.classifier.lr,
                              params.train.batch_size, derive_seed(params.seed, "classifier"), device)
     feats, probs = features_and_probs(model, train.clean[held_out].to(device))
-    real, _ = features_and_probs(model, test.clean[:n].to(device))
+    # The same real test images as every model's FID (evaluation/evaluate.py draws them with this seed).
+    test_rows = torch.from_numpy(real_rows(len(test), n, derive_seed(params.seed, "real", "test")))
+    real, _ = features_and_probs(model, test.clean[test_rows].to(device))
     reference = sample_quality(feats.numpy(), probs.numpy(), real.numpy())
     metrics = {"test_accuracy": accuracy(model, test, device), "reference_n": n,
                **{f"reference/{k}": v for k, v in reference.items() if not k.startswith("sample_class")}}

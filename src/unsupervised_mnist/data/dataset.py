@@ -27,8 +27,9 @@ class Split:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def subset(self, rows: slice) -> Split:
-        return Split(self.clean[rows], self.labels[rows], None if self.noisy is None else self.noisy[rows])
+    def subset(self, rows: np.ndarray) -> Split:
+        index = torch.from_numpy(rows)
+        return Split(self.clean[index], self.labels[index], None if self.noisy is None else self.noisy[index])
 
 
 def load_split(name: str, prepared_dir: Path = PREPARED_DIR) -> Split:

@@ -15,7 +15,7 @@ from unsupervised_mnist.evaluation import metrics as m
 from unsupervised_mnist.evaluation.classifier import Classifier, features_and_probs
 from unsupervised_mnist.evaluation.clustering import cluster, cluster_scores, kmeans_scores, umap_embedding
 from unsupervised_mnist.evaluation.likelihood import vae_bounds
-from unsupervised_mnist.evaluation.sample_quality import reference_count, sample_quality
+from unsupervised_mnist.evaluation.sample_quality import real_rows, reference_count, sample_quality
 from unsupervised_mnist.models.vae import VAE
 from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import derive_seed, torch_generator
@@ -119,7 +119,8 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
         feats, probs = features_and_probs(classifier, samples.to(cls_device))
         for split_name, split in scored.items():
             count = min(n, len(split))
-            real_feats, _ = features_and_probs(classifier, split.clean[:count].to(cls_device))
+            rows = torch.from_numpy(real_rows(len(split), count, derive_seed(params.seed, "real", split_name)))
+            real_feats, _ = features_and_probs(classifier, split.clean[rows].to(cls_device))
             quality = sample_quality(feats[:count].numpy(), probs[:count].numpy(), real_feats.numpy())
             metrics |= {f"{split_name}/{k}": v for k, v in quality.items()}
     progress.step(f"sample quality of {n} samples" if samples is not None else "no samples (no generator)")

@@ -23,7 +23,7 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.io import sha256_file
 
 # Bump when the definition of a metric in evaluation/ changes: earlier values are then another task.
-EVALUATOR_VERSION = "1"
+EVALUATOR_VERSION = "2"  # 2: IWAE draws per split, classifier without the reference images
 CLASSIFIER_METRICS = ("test/fid", "test/kid", "test/classifier_score", "test/sample_class_share/")
 VAE_BOUND_METRICS = ("test/neg_elbo", "test/iwae_nll")
 
@@ -54,11 +54,12 @@ def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: P
         identity["vae_inputs"] = "noisy" if params.vae.denoising else "clean"
         if metric == "test/iwae_nll":
             identity["iwae_k"] = str(params.evaluate.iwae_k)
-    if "kmeans" in metric:
+    if "kmeans" in metric or "manifold" in metric:
         e = params.evaluate
         identity["kmeans"] = f"inits={e.kmeans_inits} seed={params.seed}"
-        if "umap" in metric:
-            identity["umap"] = f"components={e.umap_components} neighbors={e.umap_neighbors}"
+        if "manifold" in metric:  # one UMAP of all splits' codes, then the clusterer
+            identity["manifold"] = (f"umap components={e.umap_components} neighbors={e.umap_neighbors} "
+                                    f"then {e.manifold_clusterer}")
     return identity
 
 
