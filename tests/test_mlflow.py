@@ -181,7 +181,9 @@ def test_queued_experiment_on_another_task_keeps_its_runs_and_the_champion(tiny_
     client = client_for(store(repo))
     experiment, _ = latest_runs(client)
     before = {run.info.run_id for run in client.search_runs([experiment.experiment_id])}
-    overrides = ["-S", "noise.level=0.1", "-S", "vae.epochs=1"]  # the AE as in the tiny run: 6 epochs
+    # The AE as in the tiny run (6 epochs); no manifold step: this test is about where runs land, and
+    # UMAP's compilation would cost each of the five evaluate stages about 10 s.
+    overrides = ["-S", "noise.level=0.1", "-S", "vae.epochs=1", "-S", "evaluate.manifold=none"]
     dvc(repo, "exp", "run", "--queue", *overrides, env=TRACKED_ENV)
     dvc(repo, "exp", "run", "--run-all", env=TRACKED_ENV)
 
