@@ -166,3 +166,6 @@ def test_learning_rate_schedule_warms_up_then_follows_the_cosine():
     assert lr_factor(spec, 10.0) == pytest.approx(0.0, abs=1e-12)
     constant = FitSpec(name="ae", epochs=10, batch_size=8, seed=0, noise_kind="gaussian", noise_level=0.5)
     assert {lr_factor(constant, p) for p in (0.0, 5.0, 9.9)} == {1.0}
+    short = FitSpec(name="ae", epochs=2, batch_size=8, seed=0, noise_kind="gaussian", noise_level=0.5,
+                    schedule="cosine", warmup_epochs=5)  # warm-up capped at epochs - 1: the run still trains
+    assert lr_factor(short, 0.5) == pytest.approx(0.5) and lr_factor(short, 1.0) == pytest.approx(1.0)

@@ -88,11 +88,6 @@ class AugmentParams:
 SCHEDULES = ("constant", "cosine")
 
 
-def _check_schedule(section: str, epochs: int, warmup_epochs: int, origin: str) -> None:
-    if warmup_epochs >= epochs and warmup_epochs > 0:
-        raise ParamsError(f"{origin}: {section}.warmup_epochs={warmup_epochs} must be below {section}.epochs={epochs}")
-
-
 def _check_channels(section: str, channels: list[int], origin: str) -> None:
     if len(channels) != 2:
         raise ParamsError(f"{origin}: {section}.channels={channels!r} must have 2 entries (for 14x14 and 7x7)")
@@ -111,12 +106,11 @@ class AEParams:
     lr: float = in_range(0.0, 1.0, lo_open=True)
     weight_decay: float = in_range(0.0, 1.0)  # AdamW's decoupled weight decay
     schedule: str = one_of(*SCHEDULES)  # learning rate per step: constant, or cosine to 0 after the warm-up
-    warmup_epochs: int = in_range(0, 100000)  # linear warm-up from 0 (0 = none)
+    warmup_epochs: int = in_range(0, 100000)  # linear warm-up from 0 (0 = none; at most epochs - 1 are used)
     augment: AugmentParams = field()
 
     def check(self, origin: str) -> None:
         _check_channels("ae", self.channels, origin)
-        _check_schedule("ae", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)
@@ -138,7 +132,6 @@ class VAEParams:
 
     def check(self, origin: str) -> None:
         _check_channels("vae", self.channels, origin)
-        _check_schedule("vae", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)
@@ -160,7 +153,6 @@ class GANParams:
 
     def check(self, origin: str) -> None:
         _check_channels("gan", self.channels, origin)
-        _check_schedule("gan", self.epochs, self.warmup_epochs, origin)
 
 
 @dataclass(frozen=True)

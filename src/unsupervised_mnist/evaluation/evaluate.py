@@ -41,6 +41,8 @@ def reconstruction_metrics(rep, clean: torch.Tensor, noisy: torch.Tensor, device
         out[f"{split}/{prefix}ssim"] = m.ssim_per_image(recon, clean).mean()
         if not prefix:
             out[f"{split}/recon_bce"] = m.bce_per_image(recon, clean).mean()
+    if split == "val":  # the training run's live `val/recon_mse` already is this number: one name, one history
+        del out["val/recon_mse"]
     return {k: float(v) for k, v in out.items()}
 
 

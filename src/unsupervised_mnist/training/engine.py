@@ -55,11 +55,12 @@ def lr_factor(spec: FitSpec, progress: float) -> float:
     """The learning rate's multiplier at `progress` epochs into training (fractional within an epoch):
     a linear warm-up, then constant or half a cosine down to 0. A function of the step alone, so a
     resumed run sets exactly the rates an uninterrupted one would have."""
-    if progress < spec.warmup_epochs:
-        return progress / spec.warmup_epochs
+    warmup = min(spec.warmup_epochs, spec.epochs - 1)  # a short run (tests, -S epochs=2) still trains
+    if progress < warmup:
+        return progress / warmup
     if spec.schedule == "constant":
         return 1.0
-    done = (progress - spec.warmup_epochs) / max(spec.epochs - spec.warmup_epochs, 1e-9)
+    done = (progress - warmup) / (spec.epochs - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
 
