@@ -58,7 +58,17 @@ device=$(python -c "import torch; print(torch.cuda.get_device_name() if torch.cu
   echo
   echo "\`bash bench/quality.sh ${data:+$data }$*\` on $device ($(nproc) cores), $(date -u +%Y-%m-%d), wall time $wall s."
   echo
-  sed -n '/^| representation/,/^$/p' reports/summary.md
+  echo "Test split (reports/summary.csv of the run):"
+  echo
+  python - <<'PY'
+import csv
+rows = list(csv.reader(open("reports/summary.csv")))
+print("| " + " | ".join(rows[0]) + " |")
+print("|---" * len(rows[0]) + "|")
+for row in rows[1:]:
+    print("| " + " | ".join(row) + " |")
+PY
+  echo
   echo "| stage | seconds |"
   echo "|---|---|"
   printf '%s\n' "${timings[@]}"
