@@ -106,9 +106,9 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
     labels = {split_name: split.labels.numpy() for split_name, split in scored.items()}
     metrics |= clustering_metrics({k: v.numpy() for k, v in codes.items()}, labels, params)
     if hasattr(rep, "features") and test is not None:  # the GAN's discriminator features: a second code
-        features = {split_name: batched(rep.features, split.clean, device).numpy()
-                    for split_name, split in splits.items()}
-        # Plain k-means only: a second UMAP costs a stage about 6 s, for a code nobody selects on.
+        # Plain k-means on the test features only: a second UMAP costs a stage about 6 s, for a code nobody
+        # selects on.
+        features = {"test": batched(rep.features, test.clean, device).numpy()}
         metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_", manifold=False)
     progress.step("k-means on the codes" + (" and a UMAP embedding" if params.evaluate.manifold == "umap" else ""))
 
