@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from unsupervised_mnist.config import parse_params
+from unsupervised_mnist.config import parse_params, set_overrides
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import train_classifier
@@ -39,17 +39,6 @@ SELECTION = {  # what each model is chosen on (validation split)
 }
 
 
-def with_overrides(params: dict, overrides: list[str]) -> dict:
-    for item in overrides:
-        key, value = item.split("=", 1)
-        *path, last = key.split(".")
-        section = params
-        for part in path:
-            section = section[part]
-        section[last] = yaml.safe_load(value)
-    return params
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=SELECTION)
@@ -58,15 +47,16 @@ def main() -> None:
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     parser.add_argument("--keep", type=Path, help="copy the trained model file here")
     args = parser.parse_args()
-    params = parse_params(with_overrides(yaml.safe_load(open(args.params)), args.set), "overrides")
+    params = parse_params(set_overrides(yaml.safe_load(open(args.params)), args.set), "overrides")
     train, val = load_split("train", args.prepared), load_split("val", args.prepared)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         history = [{}]
         if args.model in ("ae", "vae", "gan"):
-            history = train_model(args.model, params, prepared_dir=args.prepared,
+            trained = train_model(args.model, params, prepared_dir=args.prepared,
                                   outputs=Outputs.for_model(args.model, root), checkpoint_dir=root / "checkpoints")
+            history = trained.history
         train_s = time.perf_counter() - started
         device = select_device(params.train.device)
         make_deterministic(device, params.train.threads, training=False)

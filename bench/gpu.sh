@@ -43,15 +43,15 @@ for stage in "check" "data" "prepare" "train ae" "train vae" "train gan"; do
 done
 python - <<'PY'
 import json, pathlib
-for path in sorted(pathlib.Path("reports/timings").glob("*.json")):
+for path in sorted(pathlib.Path("reports/timings").glob("train@*.json")):
     print(path.stem, json.loads(path.read_text()))
 PY
 
 echo "== train ae: one process vs the torchrun path (one process per GPU; DDP from two GPUs up)"
 gpus=$(python -c "import torch; print(max(torch.cuda.device_count(), 1))")
-cp reports/timings/ae.json "$work/ae-one-process.json"
+cp "reports/timings/train@ae.json" "$work/ae-one-process.json"
 python -m torch.distributed.run --standalone --nproc_per_node "$gpus" "$repo/pipeline/train.py" ae | tail -n 1
-python - "$work/ae-one-process.json" reports/timings/ae.json <<'PY'
+python - "$work/ae-one-process.json" "reports/timings/train@ae.json" <<'PY'
 import json, sys
 one, run = (json.load(open(p)) for p in sys.argv[1:])
 for label, t in (("one process", one), (f"torchrun x{run['processes']}", run)):

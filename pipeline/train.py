@@ -18,7 +18,7 @@ from unsupervised_mnist.training.distributed import teardown, torchrun_command, 
 from unsupervised_mnist.training.train import Outputs, train_model
 
 
-def main(params: Params) -> None:
+def main(params: Params) -> dict | None:
     if len(sys.argv) != 2 or sys.argv[1] not in MODEL_NAMES:
         raise UserError(f"usage: python pipeline/train.py {{{','.join(MODEL_NAMES)}}}")
     name, world = sys.argv[1], world_from_env()
@@ -29,15 +29,17 @@ def main(params: Params) -> None:
     outputs = Outputs.for_model(name)
     try:
         with system_metrics(params, run):
-            train_model(name, params, outputs=outputs, world=world, on_epoch=run.log_epoch if run else None)
+            trained = train_model(name, params, outputs=outputs, world=world, on_epoch=run.log_epoch if run else None)
     except BaseException:
-        finish_training_run(run, [], failed=True)
+        finish_training_run(run, [], {}, failed=True)
         raise
     finally:
         teardown(world)
-    if world.is_main:
-        finish_training_run(run, [outputs.curves, outputs.timings], outputs.timings)
-        write_run_file(run_file(name), run)
+    if not world.is_main:
+        return None
+    finish_training_run(run, [outputs.curves], trained.timing)
+    write_run_file(run_file(name), run)
+    return trained.timing  # joins this stage's reports/timings/train@<name>.json
 
 
 if __name__ == "__main__":

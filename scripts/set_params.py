@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from unsupervised_mnist.config import parse_params
+from unsupervised_mnist.config import parse_params, set_overrides
 from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.io import write_bytes
 
@@ -22,20 +22,7 @@ PARAMS = Path("params.yaml")
 def set_values(text: str, assignments: list[str]) -> str:
     yaml = YAML()  # round-trip: comments and key order survive
     yaml.representer.add_representer(type(None), lambda rep, _: rep.represent_scalar("tag:yaml.org,2002:null", "null"))
-    data = yaml.load(text)
-    for assignment in assignments:
-        key, sep, raw = assignment.partition("=")
-        if not sep or not key:
-            raise UserError(f"override {assignment!r}: expected key=value, e.g. ae.epochs=30")
-        *parents, leaf = key.split(".")
-        node = data
-        for part in parents:
-            if not isinstance(node, dict) or part not in node:
-                raise UserError(f"override {assignment!r}: {PARAMS} has no section {part!r}")
-            node = node[part]
-        if not isinstance(node, dict) or leaf not in node:
-            raise UserError(f"override {assignment!r}: {PARAMS} has no key {key!r}")
-        node[leaf] = YAML(typ="safe").load(raw)
+    data = set_overrides(yaml.load(text), assignments, str(PARAMS))
     buffer = io.StringIO()
     yaml.dump(data, buffer)
     return buffer.getvalue()

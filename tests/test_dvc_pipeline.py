@@ -32,6 +32,22 @@ def test_repro_writes_outputs_and_is_up_to_date(repo):
     assert "changed" not in dvc(repo, "status").stdout
 
 
+def test_every_stage_writes_its_wall_time_outside_dvc(repo):
+    """reports/timings/<stage>.json, named as DVC names the stage: start-up, compute and writing add up to the
+    wall time; the training stages add where and how fast they trained. Not DVC outputs: they vary."""
+    stages = {"check", "data", "prepare", "classifier", "report", "register",
+              *(f"train@{m}" for m in ("ae", "vae", "gan")), *(f"evaluate@{m}" for m in REPRESENTATIONS)}
+    timings = {path.stem: json.loads(path.read_text()) for path in (repo / "reports/timings").glob("*.json")}
+    assert set(timings) == stages
+    for name, t in timings.items():
+        assert t["stage"] == name and t["import_s"] > 0 and t["compute_s"] >= 0 and t["write_s"] >= 0, t
+        assert t["wall_s"] == pytest.approx(t["import_s"] + t["compute_s"] + t["write_s"], abs=0.02), t
+    ae = timings["train@ae"]
+    assert ae["epochs_run"] == 6 and 0 < ae["train_s"] < ae["wall_s"] and ae["device"] == "cpu"
+    assert ae["precision"] in ("fp32", "bf16") and ae["threads"] >= 1 and ae["torch"].startswith("2.")
+    assert "reports/timings" not in (repo / "dvc.yaml").read_text()
+
+
 def test_summary_has_every_representation_floor_and_reference(repo):
     with open(repo / "reports/summary.csv") as handle:
         rows = {row["representation"]: row for row in csv.DictReader(handle)}

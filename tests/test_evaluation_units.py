@@ -119,7 +119,7 @@ def test_umap_without_the_package_is_a_params_error(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
     with pytest.raises(ParamsError, match=r"evaluate.manifold='umap' needs umap-learn"):
-        umap_embedding(np.zeros((10, 2)), 2, 5, 0)
+        umap_embedding(np.zeros((10, 2)), 2, 5, 200, 0)
 
 
 def test_manifold_step_scores_each_split_from_one_embedding_of_all_codes():
@@ -145,3 +145,34 @@ def test_manifold_step_scores_each_split_from_one_embedding_of_all_codes():
         assert {k: scores[k] for k in ("val/kmeans_acc", "test/kmeans_acc", "val/manifold_acc",
                                        "test/manifold_acc")} == dict.fromkeys(
             ("val/kmeans_acc", "test/kmeans_acc", "val/manifold_acc", "test/manifold_acc"), 1.0), clusterer
+
+
+UMAP_IN_A_FRESH_PROCESS = """
+import hashlib, numpy as np
+from numba.core.dispatcher import Dispatcher
+from unsupervised_mnist.evaluation import clustering
+codes = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
+embedded = clustering.umap_embedding(codes, 2, 10, 50, 0)
+import umap.layouts, umap.umap_
+used = [d for m in (umap.layouts, umap.umap_) for d in vars(m).values()  # defined there, compiled when first called
+        if isinstance(d, Dispatcher) and d.signatures and d.py_func.__module__ == m.__name__]
+hits = sum(sum(d.stats.cache_hits.values()) for d in used)
+misses = sum(sum(d.stats.cache_misses.values()) for d in used)
+print(hashlib.sha256(embedded.tobytes()).hexdigest(), len(used), hits, misses)
+"""
+
+
+def test_umap_is_compiled_once_per_installation_not_once_per_process():
+    """numba's on-disk cache holds umap-learn's compiled functions (evaluation/clustering.py): a later
+    process loads them instead of compiling them (every evaluate stage used to pay about 3 s for it), and
+    computes the same embedding to the bit."""
+    import subprocess
+    import sys
+
+    runs = [subprocess.run([sys.executable, "-c", UMAP_IN_A_FRESH_PROCESS], capture_output=True, text=True)
+            for _ in range(2)]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    (first, used, _, _), (second, _, hits, misses) = (r.stdout.split() for r in runs)
+    assert int(used) >= 4  # UMAP's graph and layout functions ran compiled...
+    assert int(hits) >= int(used) and int(misses) == 0  # ...and the second process loaded every one of them
+    assert first == second

@@ -78,7 +78,10 @@ def test_every_model_and_baseline_has_a_run_with_tags_params_and_metrics(tiny_re
     assert [m.step for m in history] == [1, 2, 3, 4, 5, 6]
     stamps = [m.timestamp for m in history]
     assert all(a < b for a, b in zip(stamps, stamps[1:])), stamps
-    assert ae.data.metrics["timing/wall_s"] > 0
+    assert ae.data.metrics["timing/train_s"] > 0 and ae.data.metrics["timing/images_per_s"] > 0
+    # Where it ran, as tags: what the run's exact bytes depend on besides the params.
+    assert tags["device"] == "cpu" and tags["precision"] in ("fp32", "bf16") and int(tags["threads"]) >= 1
+    assert tags["torch"].startswith("2.") and tags["processes"] == "1"
     # The data each run saw: one dataset per split, digest = that prepared file's checksum.
     contexts = {}
     for dataset_input in ae.inputs.dataset_inputs:

@@ -52,7 +52,8 @@ def test_torchrun_two_processes_match_one_process(prepared_project, tmp_path):
 
     assert sorted(p.name for p in (ddp / "models").iterdir()) == ["ae.pt", "ae.run.json"]
     assert len(mlflow_runs(ddp)) == 1
-    assert json.loads((ddp / "reports/timings/ae.json").read_text())["processes"] == 2
+    timings = json.loads((ddp / "reports/timings/train@ae.json").read_text())
+    assert timings["processes"] == 2 and timings["stage"] == "train@ae" and timings["wall_s"] > timings["train_s"] > 0
     assert result.stdout.count("ae epoch 4/4") == 1  # rank 0 alone logs
     ddp_val = json.loads((ddp / "metrics/train/ae.json").read_text())["val/loss"]
     single_val = json.loads((single / "metrics/train/ae.json").read_text())["val/loss"]

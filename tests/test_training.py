@@ -24,15 +24,16 @@ def prepared(tiny_prepared):
 def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
     params = parse_params(params_with({"data.subset_fraction": 0.2, **FAST, **(overrides or {})}))
     outputs = Outputs.for_model(name, tmp_path)
-    history = train_model(name, params, prepared_dir=prepared, outputs=outputs,
+    trained = train_model(name, params, prepared_dir=prepared, outputs=outputs,
                           checkpoint_dir=tmp_path / ".checkpoints", on_epoch=on_epoch)
-    return history, outputs
+    assert 0 < trained.timing["epochs_run"] <= len(trained.history) and trained.timing["train_s"] > 0  # resumed: fewer
+    return trained.history, outputs
 
 
 def test_ae_validation_mse_halves(prepared, tmp_path):
     history, outputs = train("ae", prepared, tmp_path, {"ae.epochs": 8, "train.batch_size": 32})
     assert history[-1]["val/recon_mse"] < 0.5 * history[0]["val/recon_mse"]
-    assert outputs.model.is_file() and outputs.metrics.is_file() and outputs.timings.is_file()
+    assert outputs.model.is_file() and outputs.metrics.is_file() and outputs.curves.is_file()
     assert outputs.curves.read_text().splitlines()[0] == "epoch,train_loss,val_loss,val_recon_mse"
     assert not list((tmp_path / ".checkpoints").iterdir())  # removed once training finished
 

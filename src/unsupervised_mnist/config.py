@@ -168,6 +168,7 @@ class EvaluateParams:
     manifold_clusterer: str = one_of("kmeans", "gmm")  # on the UMAP embedding
     umap_components: int = in_range(1, 100)
     umap_neighbors: int = in_range(2, 1000)
+    umap_epochs: int = in_range(1, 100000)  # UMAP's layout epochs (its own default: 500 below 10,000 points)
     iwae_k: int = in_range(1, 100000)  # importance samples for the VAE's IWAE bound
     n_samples: int = in_range(2, 1000000)  # generated images for FID/KID (capped by val/test size)
 
@@ -292,6 +293,38 @@ def parse_params(mapping: Any, origin: str = PARAMS_FILE) -> Params:
     if not isinstance(mapping, dict):
         raise ParamsError(f"{origin}: expected a mapping of sections at the top level")
     return _build(Params, mapping, "", origin)
+
+
+def set_overrides(mapping: Any, assignments: list[str], origin: str = PARAMS_FILE) -> Any:
+    """Apply `key=value` assignments, the form of `dvc exp run -S`, to a params mapping in place (a plain
+    dict, or ruamel's comment-keeping one). Values are read as YAML (3 -> int, 0.5 -> float, [1, 2] -> list);
+    only existing keys can be set."""
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        if not sep or not key:
+            raise ParamsError(f"override {assignment!r}: expected key=value, e.g. ae.epochs=30")
+        *parents, leaf = key.split(".")
+        node = mapping
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise ParamsError(f"override {assignment!r}: {origin} has no section {part!r}")
+            node = node[part]
+        if not isinstance(node, dict) or leaf not in node:
+            raise ParamsError(f"override {assignment!r}: {origin} has no key {key!r}")
+        node[leaf] = _yaml_value(raw)
+    return mapping
+
+
+def _yaml_value(raw: str) -> Any:
+    import yaml
+
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML 1.1 reads 1e-3 as text, DVC's YAML 1.2 as a number: take the number
+        try:
+            return float(value) if value.lower().lstrip("+-") not in ("nan", "inf", "infinity") else value
+        except ValueError:
+            pass
+    return value
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

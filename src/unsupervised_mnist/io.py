@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,11 +23,17 @@ import numpy as np
 from unsupervised_mnist.errors import DataError
 
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: np.savez stamps the current time
+_writing = {"seconds": 0.0}  # time spent inside atomic_path in this process: the `write` of a stage's timings
+
+
+def seconds_writing() -> float:
+    return _writing["seconds"]
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds."""
+    started = time.perf_counter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
@@ -35,6 +42,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+        _writing["seconds"] += time.perf_counter() - started
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

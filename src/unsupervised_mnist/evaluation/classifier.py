@@ -30,7 +30,10 @@ class Classifier(nn.Module):
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate pre-activations, standardised: no dead (all-zero) units, full-rank covariance."""
-        return (self.body(x) - self.feature_mean) / self.feature_std
+        return self.standardise(self.body(x))
+
+    def standardise(self, raw: torch.Tensor) -> torch.Tensor:
+        return (raw - self.feature_mean) / self.feature_std
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
@@ -41,9 +44,9 @@ def features_and_probs(model: Classifier, x: torch.Tensor, batch: int = 1000) ->
     model.eval()
     feats, probs = [], []
     for start in range(0, len(x), batch):
-        f = model.features(x[start:start + batch])
-        feats.append(f)
-        probs.append(F.softmax(model(x[start:start + batch]), dim=1))
+        raw = model.body(x[start:start + batch])  # once for both: the conv layers are the cost
+        feats.append(model.standardise(raw))
+        probs.append(F.softmax(model.head(raw), dim=1))
     return torch.cat(feats).cpu(), torch.cat(probs).cpu()
 
 

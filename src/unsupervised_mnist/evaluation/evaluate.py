@@ -60,7 +60,8 @@ def clustering_metrics(codes: dict[str, np.ndarray], labels: dict[str, np.ndarra
         out |= {f"{split}/{key}kmeans_{name}": v for name, v in scores.items()}
     if manifold and e.manifold == "umap":
         names = list(codes)
-        embedded = umap_embedding(np.concatenate([codes[n] for n in names]), e.umap_components, e.umap_neighbors, seed)
+        embedded = umap_embedding(np.concatenate([codes[n] for n in names]), e.umap_components, e.umap_neighbors,
+                                  e.umap_epochs, seed)
         clusters = cluster(embedded, k, e.manifold_clusterer, e.kmeans_inits, seed)
         ends = np.cumsum([len(codes[n]) for n in names])
         by_split = dict(zip(names, np.split(clusters, ends[:-1])))

@@ -30,6 +30,7 @@ from unsupervised_mnist.tracking.connection import connect, is_enabled, tracking
 
 CODE_PATHS = ("src", "pipeline", "params.yaml", "dvc.yaml")  # what shapes a run; outputs are left out
 SPLITS = ("train", "val", "test")
+RUN_CONDITIONS = ("device", "precision", "threads", "processes", "torch")  # run tags: what its bytes depend on
 PIPELINE_ENV = "UMNIST_PIPELINE_RUN"  # set it to group runs yourself (CI: the workflow run's id)
 
 
@@ -164,12 +165,18 @@ def system_metrics(params: Params, run: TrackedRun | None) -> Iterator[None]:
         yield
 
 
-def finish_training_run(run: TrackedRun | None, artifacts: list[Path], timings: Path | None = None,
+def finish_training_run(run: TrackedRun | None, artifacts: list[Path], timing: dict[str, Any],
                         *, failed: bool = False) -> None:
+    """End the run when its training ends: the training's timing as `timing/*` metrics (wall time varies: a run
+    metric, never a DVC metric), where it ran as tags (`device`, `precision`, `threads`, `torch`), the artifacts."""
     if run is None:
         return
-    if timings is not None and timings.is_file():  # wall time varies: a run metric, never a DVC metric
-        run.log_metrics({f"timing/{k}": v for k, v in read_json(timings).items() if isinstance(v, int | float)}, 0)
+    from mlflow.entities import Metric, RunTag
+
+    now = int(time.time() * 1000)
+    run.client.log_batch(run.run_id, metrics=[Metric(f"timing/{k}", float(v), now, 0) for k, v in timing.items()
+                                              if isinstance(v, int | float)],
+                         tags=[RunTag(k, str(v)) for k, v in timing.items() if k in RUN_CONDITIONS])
     for path in artifacts:
         if path.is_file():
             run.client.log_artifact(run.run_id, str(path), "train")

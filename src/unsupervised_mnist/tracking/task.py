@@ -59,6 +59,7 @@ def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: P
         identity["kmeans"] = f"inits={e.kmeans_inits} seed={params.seed}"
         if "manifold" in metric:  # one UMAP of all splits' codes, then the clusterer
             identity["manifold"] = (f"umap components={e.umap_components} neighbors={e.umap_neighbors} "
+                                    f"epochs={e.umap_epochs} "
                                     f"then {e.manifold_clusterer}")
     return identity
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
-from unsupervised_mnist.device import make_deterministic, select_device
+from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
 from unsupervised_mnist.errors import ParamsError
 from unsupervised_mnist.io import sha256_file, write_bytes, write_json
 from unsupervised_mnist.models import build, model_config, save_checkpoint
@@ -30,13 +30,17 @@ class Outputs:
     model: Path
     metrics: Path
     curves: Path
-    timings: Path
 
     @classmethod
     def for_model(cls, name: str, root: Path = Path(".")) -> Outputs:
         """The paths dvc.yaml declares for train@<name>, under `root` (tests write elsewhere)."""
-        return cls(root / f"models/{name}.pt", root / f"metrics/train/{name}.json",
-                   root / f"plots/train/{name}.csv", root / f"reports/timings/{name}.json")
+        return cls(root / f"models/{name}.pt", root / f"metrics/train/{name}.json", root / f"plots/train/{name}.csv")
+
+
+@dataclass(frozen=True)
+class Trained:
+    history: list[dict[str, float]]  # a row per epoch: what metrics and curves are made of (deterministic)
+    timing: dict[str, Any]  # where and how fast it ran: the stage's timings and the run's tags (varies)
 
 
 def checkpoint_key(name: str, params: Params, train_file: Path) -> str:
@@ -53,10 +57,17 @@ def curves_csv(history: list[dict[str, float]]) -> bytes:
     return buffer.getvalue().encode()
 
 
+def run_conditions(params: Params, device: torch.device, world: World) -> dict[str, Any]:
+    """What a run's speed and exact bytes depend on besides the params: resolved device and precision,
+    CPU threads, processes, torch build."""
+    return {"device": str(device), "precision": resolve_precision(params.train.precision, device),
+            "threads": torch.get_num_threads(), "processes": world.world_size, "torch": torch.__version__}
+
+
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
                 checkpoint_dir: Path = CHECKPOINT_DIR, world: World | None = None,
-                on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
-    """Train `name` ('ae', 'vae' or 'gan') and return its history (a row per epoch). Under torchrun every
+                on_epoch: Callable[[dict[str, float]], None] | None = None) -> Trained:
+    """Train `name` ('ae', 'vae' or 'gan'): its history (a row per epoch) and timing. Under torchrun every
     rank trains its shard and only rank 0 writes the outputs."""
     outputs = outputs or Outputs.for_model(name)
     section = getattr(params, name)
@@ -68,7 +79,6 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
                           f"{world.world_size} training processes (it is the global batch)")
     device = setup(world, select_device(params.train.device))
     make_deterministic(device, params.train.threads)
-    started = time.perf_counter()
 
     train, val = load_split("train", prepared_dir), load_split("val", prepared_dir)
     train_clean = train.clean.to(device)
@@ -90,8 +100,11 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
         checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
     )
     result = fit(objective, train_clean, val_clean, val_noisy, spec, on_epoch=on_epoch if world.is_main else None)
+    train_s = sum(result.seconds)
+    timing = {**run_conditions(params, device, world), "epochs_run": len(result.seconds), "train_s": round(train_s, 2),
+              "images_per_s": round(len(train) * len(result.seconds) / max(train_s, 1e-9), 1)}
     if not world.is_main:
-        return result.history
+        return Trained(result.history, timing)
 
     save_checkpoint(outputs.model, name, model, config)
     final = result.history[-1]
@@ -99,11 +112,5 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     write_json(outputs.metrics, {"epochs": final["epoch"], **{k: final[k] for k in ("val/loss", "val/recon_mse")
                                                               if k in final}})
     write_bytes(outputs.curves, curves_csv(result.history))
-    wall, train_s = time.perf_counter() - started, sum(result.seconds)
-    write_json(outputs.timings, {
-        "device": str(device), "processes": world.world_size, "wall_s": round(wall, 2),
-        "epochs_run": len(result.seconds), "train_s": round(train_s, 2),
-        "images_per_s": round(len(train) * len(result.seconds) / max(train_s, 1e-9), 1),
-    })
     spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
-    return result.history
+    return Trained(result.history, timing)
