@@ -70,6 +70,13 @@ def _import_umap():
     return umap
 
 
+def compile_umap() -> None:
+    """Fill numba's cache with everything a UMAP embedding compiles (pynndescent compiles its functions at its
+    first import, about 10 s; UMAP's own take about 4 s more): `make install` calls this once, so that the
+    first evaluate stage of a new installation does not pay for it."""
+    umap_embedding(np.random.default_rng(0).normal(size=(64, 4)), 2, 5, 10, 0)
+
+
 def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, n_epochs: int, seed: int) -> np.ndarray:
     """N2D-style manifold step (McConville et al., 2019): UMAP of the codes to a few dimensions."""
     umap = _import_umap()
