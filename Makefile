@@ -26,7 +26,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[dev]"
 	@# numba compiles umap-learn's functions once per installation (about 15 s), not in the first evaluate stage
-	$(BIN)/python -c "from unsupervised_mnist.evaluation.clustering import compile_umap; compile_umap()"
+	$(BIN)/python -c "from unsupervised_mnist.manifold import compile_umap; compile_umap()"
 	touch $@
 
 lint: install  ## ruff over everything CI lints

@@ -17,21 +17,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import torch
 import yaml
 
 from unsupervised_mnist.config import parse_params, set_overrides
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
-from unsupervised_mnist.evaluation.classifier import train_classifier
+from unsupervised_mnist.evaluation.classifier import (
+    Classifier,
+    accuracy,
+    build_classifier,
+    features_and_probs,
+    train_evaluator,
+)
 from unsupervised_mnist.evaluation.evaluate import evaluate
 from unsupervised_mnist.evaluation.representations import load_representation
-from unsupervised_mnist.evaluation.sample_quality import reference_count, reference_holdout
+from unsupervised_mnist.evaluation.sample_quality import reference_count
 from unsupervised_mnist.models import load_checkpoint
-from unsupervised_mnist.seeding import derive_seed
 from unsupervised_mnist.training.train import Outputs, train_model
 
 SELECTION = {  # what each model is chosen on (validation split)
-    "ae": ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc"),
+    "ae": ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc", "val/dec_kmeans_acc"),
     "vae": ("val/iwae_nll", "val/neg_elbo", "val/kmeans_acc", "val/manifold_acc"),
     "gan": ("val/fid", "val/classifier_score", "val/kmeans_acc", "val/manifold_acc"),
     "pca": ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc"),
@@ -39,16 +45,40 @@ SELECTION = {  # what each model is chosen on (validation split)
 }
 
 
+def test_size(prepared: Path) -> int:
+    """The test split's size from prepare's metrics (its images are never read here): it sets how many
+    training images the classifier holds out for the reference, as in the pipeline."""
+    data = json.loads((prepared.parent.parent / "metrics/data.json").read_text())
+    return data["splits"]["test"]["n"]
+
+
+def evaluator(path: Path | None, train, params, n: int, device) -> Classifier:
+    """The pipeline's evaluator for these params; with --classifier, trained once and kept in that file
+    (ablations of one model then share it, as the pipeline's evaluate stages do)."""
+    if path is not None and path.exists():
+        state = torch.load(path, map_location=device, weights_only=True)
+        model = build_classifier(params.classifier).to(device)
+        model.load_state_dict(state)
+        return model.eval()
+    model, _ = train_evaluator(train, params, n, device)
+    if path is not None:
+        torch.save(model.state_dict(), path)
+    return model
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=SELECTION)
+    parser.add_argument("model", choices=[*SELECTION, "classifier"])
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
     parser.add_argument("--keep", type=Path, help="copy the trained model file here")
+    parser.add_argument("--classifier", type=Path, help="reuse the evaluator saved in this file (saved there if new)")
     args = parser.parse_args()
     params = parse_params(set_overrides(yaml.safe_load(open(args.params)), args.set), "overrides")
     train, val = load_split("train", args.prepared), load_split("val", args.prepared)
+    device = select_device(params.train.device)
+    n = reference_count(params.evaluate.n_samples, len(train), test_size(args.prepared))
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -58,12 +88,16 @@ def main() -> None:
                                   outputs=Outputs.for_model(args.model, root), checkpoint_dir=root / "checkpoints")
             history = trained.history
         train_s = time.perf_counter() - started
-        device = select_device(params.train.device)
+        make_deterministic(device, params.train.threads, training=args.model == "classifier")
+        classifier = evaluator(args.classifier, train, params, n, device)
+        if args.model == "classifier":
+            _, probs = features_and_probs(classifier, val.clean.to(device))
+            nll = float(torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), val.labels))
+            row = {"model": "classifier", "set": args.set, "train_s": round(time.perf_counter() - started, 1),
+                   "val_accuracy": accuracy(classifier, val, device), "val_nll": round(nll, 4)}
+            print(json.dumps(row), flush=True)
+            return
         make_deterministic(device, params.train.threads, training=False)
-        n = reference_count(params.evaluate.n_samples, len(train), len(val))
-        learnt, _ = reference_holdout(len(train), n, derive_seed(params.seed, "reference"))
-        classifier = train_classifier(train.subset(learnt), params.classifier.epochs, params.classifier.lr,
-                                      params.train.batch_size, derive_seed(params.seed, "classifier"), device)
         model_file = root / "models" / f"{args.model}.pt"
         if args.keep and model_file.exists():
             args.keep.parent.mkdir(parents=True, exist_ok=True)
@@ -72,8 +106,10 @@ def main() -> None:
                else load_representation(args.model, train.clean, params.latent_dim, params.seed, device))
         metrics, _ = evaluate(args.model, rep, params, train, val, None, classifier)  # no test split
     losses = {k: v for k, v in history[-1].items() if k in ("train/loss", "val/loss")}  # over/underfitting
+    shares = [v for k, v in metrics.items() if k.startswith("val/sample_class_share/")]
     row = {"model": args.model, "set": args.set, "train_s": round(train_s, 1), **losses,
-           **{k: round(metrics[k], 4) for k in SELECTION[args.model] if k in metrics}}
+           **{k: round(metrics[k], 4) for k in SELECTION[args.model] if k in metrics},
+           **({"val/class_share_range": [round(min(shares), 3), round(max(shares), 3)]} if shares else {})}
     print(json.dumps(row), flush=True)
 
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Model quality on full-size data: the pipeline's own stages, in dvc.yaml's order, with params.yaml plus
-# the full-size profile (profiles/full-size.yaml), run by plain `python pipeline/<stage>.py` so that it
-# needs neither dvc nor mlflow (the GPU machine has neither). Writes the summary table and the wall time
-# of each stage. On a GPU when there is one (train.device: auto), else on the CPU.
+# Model quality on full-size data: the pipeline's own stages (bench/run_pipeline.py: dvc.yaml's order, plain
+# processes, so neither dvc nor mlflow is needed: the GPU machine has neither), with params.yaml plus the
+# full-size profile (profiles/full-size.yaml). Writes the summary table and the wall time of each stage. On a
+# GPU when there is one (train.device: auto), else on the CPU.
 #
 #   bash bench/quality.sh [IDX_FOLDER] [-S key=value ...]
 #
@@ -21,38 +21,13 @@ label=${label:-fashion-mnist}
 out="$repo/bench/results/quality-$label.md"
 mkdir -p "$repo/bench/results"
 
-python - "$repo" "$work/params.yaml" "$data" "$@" <<'PY'
-import sys, yaml
-repo, dst, data, *overrides = sys.argv[1:]
-params = yaml.safe_load(open(f"{repo}/params.yaml"))
-profile = yaml.safe_load(open(f"{repo}/profiles/full-size.yaml"))
-pairs = list(profile.items()) + [item.removeprefix("-S").strip().split("=", 1) for item in overrides if item != "-S"]
-if data:
-    pairs += [("data.source", "idx"), ("data.path", data)]
-for key, value in pairs:
-    *parents, leaf = key.split(".")
-    node = params
-    for part in parents:
-        node = node[part]
-    node[leaf] = yaml.safe_load(value) if isinstance(value, str) and key != "data.path" else value
-yaml.safe_dump(params, open(dst, "w"), sort_keys=False)
-PY
-
-cd "$work"
-timings=()
-total_start=$(date +%s.%N)
-for stage in check data prepare "train ae" "train vae" "train gan" classifier \
-             "evaluate ae" "evaluate vae" "evaluate gan" "evaluate pca" "evaluate pixels" report; do
-  start=$(date +%s.%N)
-  read -r script arg <<<"$stage"
-  python "$repo/pipeline/$script.py" $arg > "$work/$script${arg:+-$arg}.log" 2>&1 || { cat "$work/$script${arg:+-$arg}.log"; exit 1; }
-  seconds=$(python -c "print(f'{$(date +%s.%N) - $start:.1f}')")
-  timings+=("| $stage | $seconds |")
-  echo "   $stage: $seconds s"
-done
-wall=$(python -c "print(f'{$(date +%s.%N) - $total_start:.0f}')")
+start=$(date +%s)
+python "$repo/bench/run_pipeline.py" "$work" --profile "$repo/profiles/full-size.yaml" \
+  ${data:+-S data.source=idx -S "data.path=$data"} "$@"
+wall=$(( $(date +%s) - start ))
 device=$(python -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')")
 
+cd "$work"
 {
   echo "# Quality benchmark: $label"
   echo
@@ -61,17 +36,16 @@ device=$(python -c "import torch; print(torch.cuda.get_device_name() if torch.cu
   echo "Test split (reports/summary.csv of the run):"
   echo
   python - <<'PY'
-import csv
+import csv, json
 rows = list(csv.reader(open("reports/summary.csv")))
 print("| " + " | ".join(rows[0]) + " |")
 print("|---" * len(rows[0]) + "|")
 for row in rows[1:]:
     print("| " + " | ".join(row) + " |")
+print("\n| stage | seconds |\n|---|---|")
+for stage, seconds in json.load(open("stage_seconds.json")).items():
+    print(f"| {stage} | {seconds:.1f} |")
 PY
-  echo
-  echo "| stage | seconds |"
-  echo "|---|---|"
-  printf '%s\n' "${timings[@]}"
   echo
   echo "Validation split (selection):"
   echo

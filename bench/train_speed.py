@@ -68,7 +68,7 @@ class ExamplesVAEObjective(Objective):
                          world=SINGLE_PROCESS)
         self.optimizers = {"vae": adam(model.parameters(), 1e-3, decoupled=False)}  # the engine's optimizer
 
-    def train_step(self, clean, noisy, generator):
+    def train_step(self, clean, noisy, generator, rows):
         with self.amp():
             loss = examples_vae_loss(self.model, clean, generator)
         self.optimizers["vae"].zero_grad(set_to_none=True)

@@ -1,5 +1,5 @@
-"""Stage `evaluate@<name>`: python pipeline/evaluate.py {ae,vae,gan,pca,pixels}
--> metrics/eval/<name>.json (the compared numbers), reports/eval/<name>.json (all), plots/eval/<name>/*.png."""
+"""Stages `evaluate@<model>` and `baselines`: python pipeline/evaluate.py NAME [NAME ...] (ae, vae, gan, pca, pixels)
+-> per NAME: metrics/eval/NAME.json (the compared numbers), reports/eval/NAME.json (all), plots/eval/NAME/*.png."""
 
 import sys
 
@@ -23,28 +23,30 @@ def load_classifier(device: torch.device) -> Classifier:
         state = torch.load("models/classifier.pt", map_location=device, weights_only=True)
     except FileNotFoundError:
         raise DataError("models/classifier.pt: not found (run `dvc repro classifier`)") from None
-    model = Classifier().to(device)
+    model = Classifier(**state["config"]).to(device)
     model.load_state_dict(state["state_dict"])
     return model.eval()
 
 
 def main(params: Params) -> None:
-    if len(sys.argv) != 2 or sys.argv[1] not in REPRESENTATIONS:
-        raise UserError(f"usage: python pipeline/evaluate.py {{{','.join(REPRESENTATIONS)}}}")
-    name = sys.argv[1]
+    names = sys.argv[1:]
+    if not names or any(name not in REPRESENTATIONS for name in names):
+        raise UserError(f"usage: python pipeline/evaluate.py NAME [NAME ...], NAME in {{{','.join(REPRESENTATIONS)}}}")
     device = select_device(params.train.device)
     make_deterministic(device, params.train.threads, training=False)
     train, val, test = load_split("train"), load_split("val"), load_split("test")
-    rep = load_representation(name, train.clean, params.latent_dim, params.seed, device)
-    metrics, extra = evaluate(name, rep, params, train, val, test, load_classifier(device))
-    metrics_path, results_path, plots_dir = evaluated_paths(name)
-    device = device_of(rep)
-    with torch.no_grad():
-        save_representation_figures(plots_dir, name, rep, test.clean.to(device), test.noisy.to(device), test.labels,
-                                    extra["codes"], extra["samples"])
-    write_json(results_path, metrics)  # all of them: the report, and MLflow through the register stage
-    write_json(metrics_path, compared(metrics))
-    print(f"evaluate {name}: " + summary_line(metrics))
+    classifier = load_classifier(device)
+    for name in names:  # several in one process (the baselines' stage): the start-up is paid once
+        rep = load_representation(name, train.clean, params.latent_dim, params.seed, device)
+        metrics, extra = evaluate(name, rep, params, train, val, test, classifier)
+        metrics_path, results_path, plots_dir = evaluated_paths(name)
+        rep_device = device_of(rep)
+        with torch.no_grad():
+            save_representation_figures(plots_dir, name, rep, test.clean.to(rep_device), test.noisy.to(rep_device),
+                                        test.labels, extra["codes"], extra["samples"])
+        write_json(results_path, metrics)  # all of them: the report, and MLflow through the register stage
+        write_json(metrics_path, compared(metrics))
+        print(f"evaluate {name}: " + summary_line(metrics))
 
 
 def summary_line(metrics: dict[str, float]) -> str:

@@ -35,8 +35,8 @@ def test_repro_writes_outputs_and_is_up_to_date(repo):
 def test_every_stage_writes_its_wall_time_outside_dvc(repo):
     """reports/timings/<stage>.json, named as DVC names the stage: start-up, compute and writing add up to the
     wall time; the training stages add where and how fast they trained. Not DVC outputs: they vary."""
-    stages = {"check", "data", "prepare", "classifier", "report", "register",
-              *(f"train@{m}" for m in ("ae", "vae", "gan")), *(f"evaluate@{m}" for m in REPRESENTATIONS)}
+    stages = {"check", "data", "prepare", "classifier", "baselines", "report", "register",
+              *(f"train@{m}" for m in ("ae", "vae", "gan")), *(f"evaluate@{m}" for m in ("ae", "vae", "gan"))}
     timings = {path.stem: json.loads(path.read_text()) for path in (repo / "reports/timings").glob("*.json")}
     assert set(timings) == stages
     for name, t in timings.items():
@@ -51,7 +51,8 @@ def test_every_stage_writes_its_wall_time_outside_dvc(repo):
 def test_summary_has_every_representation_floor_and_reference(repo):
     with open(repo / "reports/summary.csv") as handle:
         rows = {row["representation"]: row for row in csv.DictReader(handle)}
-    assert list(rows) == ["noisy input (floor)", *REPRESENTATIONS, "real train vs test (reference)"]
+    assert list(rows) == ["noisy input (floor)", *REPRESENTATIONS, "ae: clustering code (DEC)",
+                          "real train vs test (reference)"]
     assert float(rows["ae"]["denoise PSNR dB"]) > float(rows["noisy input (floor)"]["denoise PSNR dB"])
     assert rows["pixels"]["denoise PSNR dB"] == ""  # pixels are for clustering only
     assert float(rows["vae"]["-IWAE nats (lower)"]) <= float(rows["vae"]["-ELBO nats (lower)"])
@@ -59,6 +60,10 @@ def test_summary_has_every_representation_floor_and_reference(repo):
     # both columns for every representation, and clearly better than chance (0.1) on ten classes.
     for name in REPRESENTATIONS:
         assert 0.2 < float(rows[name]["k-means ACC"]) <= 1 and 0.2 < float(rows[name]["manifold ACC"]) <= 1, name
+    assert 0.2 < float(rows["ae: clustering code (DEC)"]["k-means ACC"]) <= 1
+    # The evaluator: even four epochs on 520 tiny-split digits make a classifier far better than chance.
+    classifier = json.loads((repo / "metrics/classifier.json").read_text())
+    assert classifier["test_accuracy"] > 0.85 and classifier["val_accuracy"] > 0.8, classifier
 
 
 def test_metric_keys_are_shared_across_representations(repo):

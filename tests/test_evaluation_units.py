@@ -115,7 +115,7 @@ def test_umap_without_the_package_is_a_params_error(monkeypatch):
     import sys
 
     from unsupervised_mnist.errors import ParamsError
-    from unsupervised_mnist.evaluation.clustering import umap_embedding
+    from unsupervised_mnist.manifold import umap_embedding
 
     monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
     with pytest.raises(ParamsError, match=r"evaluate.manifold='umap' needs umap-learn"):
@@ -150,9 +150,9 @@ def test_manifold_step_scores_each_split_from_one_embedding_of_all_codes():
 UMAP_IN_A_FRESH_PROCESS = """
 import hashlib, numpy as np
 from numba.core.dispatcher import Dispatcher
-from unsupervised_mnist.evaluation import clustering
+from unsupervised_mnist import manifold
 codes = np.random.default_rng(0).normal(size=(300, 6)).astype(np.float32)
-embedded = clustering.umap_embedding(codes, 2, 10, 50, 0)
+embedded = manifold.umap_embedding(codes, 2, 10, 50, 0)
 import umap.layouts, umap.umap_
 used = [d for m in (umap.layouts, umap.umap_) for d in vars(m).values()  # defined there, compiled when first called
         if isinstance(d, Dispatcher) and d.signatures and d.py_func.__module__ == m.__name__]
@@ -163,7 +163,7 @@ print(hashlib.sha256(embedded.tobytes()).hexdigest(), len(used), hits, misses)
 
 
 def test_umap_is_compiled_once_per_installation_not_once_per_process():
-    """numba's on-disk cache holds umap-learn's compiled functions (evaluation/clustering.py): a later
+    """numba's on-disk cache holds umap-learn's compiled functions (manifold.py): a later
     process loads them instead of compiling them (every evaluate stage used to pay about 3 s for it), and
     computes the same embedding to the bit."""
     import subprocess

@@ -12,7 +12,9 @@ from unsupervised_mnist.models import load_checkpoint
 from unsupervised_mnist.names import MODEL_NAMES
 from unsupervised_mnist.training.train import Outputs, train_model
 
-FAST = {"ae.epochs": 2, "vae.epochs": 2, "gan.epochs": 2, "train.threads": 2}
+# The default recipes, shorter: every phase of them (the AE's clustering code, the GAN's encoder epochs) runs.
+FAST = {"ae.epochs": 2, "ae.dec.epochs": 1, "vae.epochs": 2, "gan.epochs": 2, "gan.encoder_epochs": 1,
+        "train.threads": 2}
 
 
 @pytest.fixture
@@ -34,7 +36,7 @@ def test_ae_validation_mse_halves(prepared, tmp_path):
     history, outputs = train("ae", prepared, tmp_path, {"ae.epochs": 8, "train.batch_size": 32})
     assert history[-1]["val/recon_mse"] < 0.5 * history[0]["val/recon_mse"]
     assert outputs.model.is_file() and outputs.metrics.is_file() and outputs.curves.is_file()
-    assert outputs.curves.read_text().splitlines()[0] == "epoch,train_loss,val_loss,val_recon_mse"
+    assert outputs.curves.read_text().splitlines()[0] == "epoch,train_loss,train_kl,val_loss,val_recon_mse"
     assert not list((tmp_path / ".checkpoints").iterdir())  # removed once training finished
 
 
@@ -106,23 +108,50 @@ def kill_after(epoch):
     return on_epoch
 
 
+# Two epochs of the model, then two of its second phase: the AE's clustering code (DEC), the GAN's encoder.
+PHASES = {"ae": {"ae.epochs": 2, "ae.dec.epochs": 2}, "gan": {"gan.epochs": 2, "gan.encoder_epochs": 2}}
+
+
+@pytest.mark.parametrize("killed_after", [2, 3])  # at the end of the first phase; inside the second
 @pytest.mark.parametrize("name", ["ae", "gan"])
-def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path, name):
-    overrides = {f"{name}.epochs": 4}
+def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path, name, killed_after):
+    overrides = PHASES[name]
     _, whole = train(name, prepared, tmp_path / "whole", overrides)
     with pytest.raises(Killed):
-        train(name, prepared, tmp_path / "split", overrides, on_epoch=kill_after(2))
+        train(name, prepared, tmp_path / "split", overrides, on_epoch=kill_after(killed_after))
     assert not (tmp_path / "split/models").exists()
     epochs_seen = []
     history, resumed = train(name, prepared, tmp_path / "split", overrides,
                              on_epoch=lambda row: epochs_seen.append(row["epoch"]))
-    assert epochs_seen == [3, 4]  # epochs 1 and 2 came from the checkpoint
+    assert epochs_seen == list(range(killed_after + 1, 5))  # the epochs before came from the checkpoint
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
     a = torch.load(whole.model, weights_only=True)["state_dict"]
     b = torch.load(resumed.model, weights_only=True)["state_dict"]
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert whole.metrics.read_bytes() == resumed.metrics.read_bytes()
+
+
+@pytest.mark.parametrize("name", ["ae", "gan"])
+def test_second_phases_are_byte_identical_across_runs_and_leave_the_first_alone(prepared, tmp_path, name):
+    """The AE's clustering code (k-means or UMAP start, then DEC) and the GAN's resampled batch-norm statistics
+    and encoder epochs are drawn from the seed like everything else: same params, same bytes. The AE's
+    clustering code leaves its denoiser exactly as it would be without it."""
+    overrides = {**PHASES[name], "ae.dec.init": "umap"}
+    _, first = train(name, prepared, tmp_path / "a", overrides)
+    _, second = train(name, prepared, tmp_path / "b", overrides)
+    a = torch.load(first.model, weights_only=True)["state_dict"]
+    b = torch.load(second.model, weights_only=True)["state_dict"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert first.curves.read_bytes() == second.curves.read_bytes()
+    if name == "ae":
+        assert not torch.equal(a["cluster_encoder.0.weight"], a["encoder.0.weight"])  # DEC moved the copy
+        _, plain = train(name, prepared, tmp_path / "c", {**overrides, "ae.dec.epochs": 0})
+        c = torch.load(plain.model, weights_only=True)["state_dict"]
+        assert all(torch.equal(a[k], c[k]) for k in c)  # the denoiser is the one trained without a clustering code
+    else:
+        gan = load_checkpoint(first.model)
+        assert all(torch.isfinite(t).all() for t in gan.state_dict().values())
 
 
 def test_augmented_training_is_byte_identical_across_runs(prepared, tmp_path):

@@ -94,13 +94,23 @@ def _check_channels(section: str, channels: list[int], origin: str) -> None:
 
 
 @dataclass(frozen=True)
+class DECParams:
+    """The AE's clustering code: in its last `epochs` a copy of the encoder learns DEC towards `clusters` centres."""
+
+    epochs: int = in_range(0, 100000)  # 0 = off
+    clusters: int = in_range(2, 1000)
+    init: str = one_of("kmeans", "umap")  # the centres: k-means of the codes, or of their UMAP embedding (N2D)
+    lr: float = in_range(0.0, 1.0, lo_open=True)  # its own optimizer's constant rate (Adam)
+
+
+@dataclass(frozen=True)
 class AEParams:
     arch: str = one_of("conv", "mlp")
     hidden: list[int] = in_range(1, 16384)  # mlp widths, e.g. 784-512-256-d
     channels: list[int] = in_range(1, 4096)  # conv channels at 14x14 and 7x7
     fc: int = in_range(0, 16384)  # conv: a hidden layer of this width between the 7x7 maps and the code (0 = none)
     denoising: bool = field()  # noisy -> clean; false trains clean -> clean
-    loss: str = one_of("bce", "mse")
+    loss: str = one_of("bce", "mse", "log_mse")  # log_mse: mean of per-image log MSE, i.e. the mean PSNR
     batch_size: int | None = in_range(1, 65536)  # null: train.batch_size
     epochs: int = in_range(1, 100000)
     lr: float = in_range(0.0, 1.0, lo_open=True)
@@ -108,6 +118,7 @@ class AEParams:
     schedule: str = one_of(*SCHEDULES)  # learning rate per step: constant, or cosine to 0 after the warm-up
     warmup_epochs: int = in_range(0, 100000)  # linear warm-up from 0 (0 = none; at most epochs - 1 are used)
     augment: AugmentParams = field()
+    dec: DECParams = field()  # a clustering phase after the `epochs` of denoising
 
     def check(self, origin: str) -> None:
         _check_channels("ae", self.channels, origin)
@@ -145,6 +156,10 @@ class GANParams:
     beta1: float = in_range(0.0, 1.0, hi_open=True)  # Adam's first beta: 0.5 in DCGAN, 0 for WGAN-GP
     spectral_norm: bool = field()  # spectral normalisation of D's layers (Miyato et al., 2018)
     ema: float = in_range(0.0, 1.0, hi_open=True)  # decay of the generator's weight average (0 = off)
+    ema_bn: str = one_of("copy", "resample")  # the average's batch-norm statistics: the live G's, or its own samples'
+    fc: int = in_range(0, 16384)  # G: a hidden layer of this width between the code and the 7x7 maps (0 = none)
+    d_dropout: float = in_range(0.0, 1.0, hi_open=True)  # dropout before D's last layer
+    encoder_epochs: int = in_range(0, 100000)  # 0: E learns in every GAN step; else in this many epochs after
     gp_weight: float = in_range(0.0, 1000.0)  # gradient penalty weight (wgan-gp only)
     encoder_weight: float = in_range(0.0, 1000.0)  # weight of the encoder's image-reconstruction term
     schedule: str = one_of(*SCHEDULES)
@@ -157,8 +172,15 @@ class GANParams:
 
 @dataclass(frozen=True)
 class ClassifierParams:
+    channels: list[int] = in_range(1, 4096)  # the two conv blocks (at 28x28 and 14x14)
+    dropout: float = in_range(0.0, 1.0, hi_open=True)
     epochs: int = in_range(1, 100000)
-    lr: float = in_range(0.0, 1.0, lo_open=True)
+    lr: float = in_range(0.0, 1.0, lo_open=True)  # AdamW's peak rate, then a cosine to 0
+    weight_decay: float = in_range(0.0, 1.0)
+    augment: AugmentParams = field()
+
+    def check(self, origin: str) -> None:
+        _check_channels("classifier", self.channels, origin)
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import Split
 from unsupervised_mnist.evaluation import metrics as m
 from unsupervised_mnist.evaluation.classifier import Classifier, features_and_probs
-from unsupervised_mnist.evaluation.clustering import cluster, cluster_scores, kmeans_scores, umap_embedding
+from unsupervised_mnist.evaluation.clustering import cluster, cluster_scores, kmeans_scores
 from unsupervised_mnist.evaluation.likelihood import vae_bounds
 from unsupervised_mnist.evaluation.sample_quality import real_rows, reference_count, sample_quality
+from unsupervised_mnist.manifold import umap_embedding
 from unsupervised_mnist.models.vae import VAE
 from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import derive_seed, torch_generator
@@ -111,6 +112,9 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
         # selects on.
         features = {"test": batched(rep.features, test.clean, device).numpy()}
         metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_", manifold=False)
+    if hasattr(rep, "cluster_encoder"):  # the AE's clustering code (DEC): what it is for is k-means, not UMAP
+        cluster_codes = {s: batched(rep.cluster_code, split.clean, device).numpy() for s, split in scored.items()}
+        metrics |= clustering_metrics(cluster_codes, labels, params, "dec_", manifold=False)
     progress.step("k-means on the codes" + (" and a UMAP embedding" if params.evaluate.manifold == "umap" else ""))
 
     # The count of the test comparison and of the classifier stage's real-vs-real reference; the validation
@@ -147,9 +151,10 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
 # (metrics/eval/<name>.json); every metric, class shares and per-term values included, is in the
 # full results (reports/eval/<name>.json), which the report, MLflow and the registry read.
 COMPARED = ("test/noisy_input_psnr_db", "test/psnr_db", "test/ssim", "test/clean_psnr_db", "test/kmeans_acc",
-            "test/kmeans_nmi", "test/kmeans_ari", "test/manifold_acc", "test/manifold_nmi",
-            "test/dfeat_kmeans_acc", "test/fid", "test/kid", "test/classifier_score", "test/neg_elbo",
-            "test/iwae_nll", "val/psnr_db", "val/kmeans_acc", "val/manifold_acc", "val/fid", "val/iwae_nll")
+            "test/kmeans_nmi", "test/kmeans_ari", "test/manifold_acc", "test/manifold_nmi", "test/dfeat_kmeans_acc",
+            "test/dec_kmeans_acc", "test/fid", "test/kid", "test/classifier_score",
+            "test/neg_elbo", "test/iwae_nll", "val/psnr_db", "val/kmeans_acc", "val/manifold_acc",
+            "val/dec_kmeans_acc", "val/fid", "val/iwae_nll")
 
 
 def compared(metrics: dict[str, float]) -> dict[str, float]:

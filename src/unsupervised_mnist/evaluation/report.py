@@ -33,6 +33,10 @@ def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path(
     first = next(iter(evaluated.values()))
     rows["noisy input (floor)"] = {"test/psnr_db": first["test/noisy_input_psnr_db"]}
     rows |= evaluated
+    for name, metrics in evaluated.items():  # a second code made for clustering: its own row
+        dec = {key.replace("/dec_", "/"): value for key, value in metrics.items() if "/dec_" in key}
+        if dec:
+            rows[f"{name}: clustering code (DEC)"] = dec
     classifier = read_json(metrics_dir / "classifier.json")
     rows["real train vs test (reference)"] = {
         "test/fid": classifier["reference/fid"], "test/kid": classifier["reference/kid"],

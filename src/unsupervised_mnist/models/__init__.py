@@ -22,9 +22,12 @@ def model_config(name: str, params: Params) -> dict[str, Any]:
     section = getattr(params, name)
     if name == "gan":
         return {"latent_dim": params.latent_dim, "channels": list(section.channels),
-                "spectral_norm": section.spectral_norm}
-    return {"latent_dim": params.latent_dim, "arch": section.arch, "hidden": list(section.hidden),
-            "channels": list(section.channels), "fc": section.fc}
+                "spectral_norm": section.spectral_norm, "fc": section.fc, "d_dropout": section.d_dropout}
+    config = {"latent_dim": params.latent_dim, "arch": section.arch, "hidden": list(section.hidden),
+              "channels": list(section.channels), "fc": section.fc}
+    if name == "ae" and section.dec.epochs:
+        config["clusters"] = section.dec.clusters
+    return config
 
 
 def build(name: str, config: dict[str, Any]) -> nn.Module:

@@ -16,13 +16,13 @@ from unsupervised_mnist.models.blocks import conv_decoder, conv_encoder
 
 
 class Discriminator(nn.Module):
-    def __init__(self, channels: list[int], feature_dim: int = 256, spectral_norm: bool = False):
+    def __init__(self, channels: list[int], feature_dim: int = 256, spectral_norm: bool = False, dropout: float = 0.0):
         super().__init__()
         # No batch norm: it would break the gradient penalty of WGAN-GP (Gulrajani et al., 2017).
         self.body = nn.Sequential(conv_encoder(feature_dim, channels, leaky=True), nn.LeakyReLU(0.2))
-        self.head = nn.Linear(feature_dim, 1)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(feature_dim, 1))
         if spectral_norm:  # every layer 1-Lipschitz (Miyato et al., 2018): steadier D, no penalty term
-            for layer in [*self.body.modules(), self.head]:
+            for layer in [*self.body.modules(), *self.head.modules()]:
                 if isinstance(layer, (nn.Conv2d, nn.Linear)):
                     nn.utils.parametrizations.spectral_norm(layer)
 
@@ -34,11 +34,12 @@ class Discriminator(nn.Module):
 
 
 class GAN(nn.Module):
-    def __init__(self, latent_dim: int, channels: list[int], spectral_norm: bool = False):
+    def __init__(self, latent_dim: int, channels: list[int], spectral_norm: bool = False, fc: int = 0,
+                 d_dropout: float = 0.0):
         super().__init__()
         self.latent_dim = latent_dim
-        self.generator = conv_decoder(latent_dim, channels, batch_norm=True)
-        self.discriminator = Discriminator(channels, spectral_norm=spectral_norm)
+        self.generator = conv_decoder(latent_dim, channels, batch_norm=True, fc=fc)
+        self.discriminator = Discriminator(channels, spectral_norm=spectral_norm, dropout=d_dropout)
         self.encoder = conv_encoder(latent_dim, channels)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:

@@ -221,7 +221,7 @@ def log_evaluations(params: Params, client: Any, experiment_id: str,
     `register` stage, rather than one MLflow start-up per evaluate stage. Returns name -> run id."""
     run_ids = {}
     for name, (metrics, figures) in evaluations.items():
-        stage = f"evaluate@{name}"
+        stage = f"evaluate@{name}" if name in MODEL_NAMES else "baselines"
         if name in MODEL_NAMES:
             run = training_run(params, name, client, experiment_id, stage)
         else:

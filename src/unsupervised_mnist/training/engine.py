@@ -47,6 +47,7 @@ class FitSpec:
     world: World = SINGLE_PROCESS
     schedule: str = "constant"  # learning rate per step: constant, or cosine to 0 after the warm-up
     warmup_epochs: int = 0
+    schedule_epochs: int | None = None  # the schedule's span (None: all epochs); a later phase runs past its end
     shift: float = 0.0  # augmentation of the clean images (pixels, degrees); 0 and 0: none
     rotate: float = 0.0
 
@@ -55,17 +56,18 @@ def lr_factor(spec: FitSpec, progress: float) -> float:
     """The learning rate's multiplier at `progress` epochs into training (fractional within an epoch):
     a linear warm-up, then constant or half a cosine down to 0. A function of the step alone, so a
     resumed run sets exactly the rates an uninterrupted one would have."""
-    warmup = min(spec.warmup_epochs, spec.epochs - 1)  # a short run (tests, -S epochs=2) still trains
+    span = spec.schedule_epochs or spec.epochs
+    warmup = min(spec.warmup_epochs, span - 1)  # a short run (tests, -S epochs=2) still trains
     if progress < warmup:
         return progress / warmup
     if spec.schedule == "constant":
         return 1.0
-    done = (progress - warmup) / (spec.epochs - warmup)
+    done = (progress - warmup) / (span - warmup)
     return 0.5 * (1 + math.cos(math.pi * min(done, 1.0)))
 
 
 def set_learning_rates(objective: Objective, factor: float) -> None:
-    for optimizer in objective.optimizers.values():
+    for optimizer in objective.scheduled_optimizers():
         for group in optimizer.param_groups:
             group.setdefault("base_lr", group["lr"])  # saved with the optimizer: survives a resume
             group["lr"] = group["base_lr"] * factor
@@ -137,15 +139,16 @@ def run_epoch(objective: Objective, train_clean: torch.Tensor, spec: FitSpec, ep
     sums: dict[str, torch.Tensor] = {}
     bad_step = torch.full((), -1, dtype=torch.long, device=device)
     steps = math.ceil(len(perm) / batch_size)
-    objective.start_epoch(epoch, spec.epochs)
+    objective.start_epoch(epoch, spec.epochs, train_clean)
     for step, start in enumerate(range(0, len(perm), batch_size)):
         set_learning_rates(objective, lr_factor(spec, epoch - 1 + step / steps))
         idx = perm[start:start + batch_size]
-        losses = objective.train_step(train_clean[idx], noisy_all[idx], step_generator)
+        losses = objective.train_step(train_clean[idx], noisy_all[idx], step_generator, idx)
         finite = torch.stack([v.float() for v in losses.values()]).isfinite().all()
         bad_step = torch.where((bad_step < 0) & ~finite, step, bad_step)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0) + value.float() * len(idx)
+    objective.end_epoch(torch_generator(spec.seed, "end-epoch", epoch, device=device))
     return {key: total / len(perm) for key, total in sums.items()}, bad_step
 
 

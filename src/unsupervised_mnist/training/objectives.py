@@ -24,6 +24,10 @@ from unsupervised_mnist.models.vae import VAE, negative_elbo
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS, World, wrap
 
 Losses = dict[str, torch.Tensor]
+UMAP_INIT = {"components": 5, "neighbors": 15, "epochs": 200}  # as evaluate.umap_* (chosen there on validation)
+ENCODE_BATCH = 1000  # images per encoder call when the whole training split is encoded
+LOG_MSE_EPS = 1e-6  # a 60 dB reconstruction: no image weighs more than that
+BN_BATCHES, BN_BATCH = 8, 256  # samples that estimate the averaged generator's batch-norm statistics
 
 
 def recon_mse(model: nn.Module, inputs: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
@@ -62,8 +66,17 @@ class Objective:
         self.amp = autocast_for(device, precision)
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
 
-    def start_epoch(self, epoch: int, epochs: int) -> None:
-        """Called before each epoch's first step (the VAE's KL warm-up)."""
+    def start_epoch(self, epoch: int, epochs: int, train_clean: torch.Tensor) -> None:
+        """Called before each epoch's first step, with the epoch's (moved) training images: the VAE's KL
+        warm-up, the AE's clustering targets."""
+
+    def end_epoch(self, generator: torch.Generator) -> None:
+        """Called after each epoch's last step, before validation and the checkpoint (the GAN's averaged
+        generator takes its batch-norm statistics from its own samples)."""
+
+    def scheduled_optimizers(self) -> list[torch.optim.Optimizer]:
+        """The optimizers whose learning rate follows the model's schedule (the others keep theirs)."""
+        return list(self.optimizers.values())
 
     def extra_state(self) -> dict:
         """Training state outside the model and the optimizers, for the resumable checkpoint."""
@@ -72,36 +85,105 @@ class Objective:
     def load_extra_state(self, state: dict) -> None:
         pass
 
-    def train_step(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator) -> Losses:
+    def train_step(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator,
+                   rows: torch.Tensor) -> Losses:
+        """One update on a batch; `rows` are its rows of the training split."""
         raise NotImplementedError
 
     def val_losses(self, clean: torch.Tensor, noisy: torch.Tensor, generator: torch.Generator) -> Losses:
         raise NotImplementedError
 
 
+def soft_assignments(codes: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """q_ij: Student's t kernel (one degree of freedom) between code i and centre j, normalised over j
+    (DEC, Xie et al., 2016, eq. 1)."""
+    kernel = 1.0 / (1.0 + torch.cdist(codes, centres).pow(2))
+    return kernel / kernel.sum(1, keepdim=True)
+
+
+def sharpened_targets(q: torch.Tensor) -> torch.Tensor:
+    """p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j'), f_j = sum_i q_ij: confident assignments weigh more and
+    large clusters less (DEC, eq. 3)."""
+    weight = q.pow(2) / q.sum(0)
+    return weight / weight.sum(1, keepdim=True)
+
+
+class ClusteringCode(nn.Module):
+    """What DEC trains: the AE's clustering encoder and its centres; the pass gives the soft assignments."""
+
+    def __init__(self, ae: AutoEncoder):
+        super().__init__()
+        self.encoder, self.centres = ae.cluster_encoder, ae.centres
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return soft_assignments(self.encoder(x).float(), self.centres.float())
+
+
 class AEObjective(Objective):
-    """Denoising autoencoder: reconstruct the clean image from its corrupted copy."""
+    """Denoising autoencoder: reconstruct the clean image from its corrupted copy. With ae.dec.epochs, those
+    epochs follow the denoiser's and train its clustering code alone, by DEC (Xie et al., 2016): a copy of the
+    encoder and cluster centres learn KL(P || Q) between the codes' soft assignments to the centres and their
+    sharpened targets, which pulls each clean image's code towards its cluster. The denoiser is untouched."""
 
     def __init__(self, model: AutoEncoder, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
-        super().__init__(model, {"ae": model}, denoising=params.ae.denoising, device=device,
+        self.dec, self.seed = params.ae.dec, params.seed
+        parts = {"ae": nn.Sequential(model.encoder, model.decoder)}  # the denoiser: the AE's own forward
+        if self.dec.epochs:
+            parts["dec"] = ClusteringCode(model)
+        super().__init__(model, parts, denoising=params.ae.denoising, device=device,
                          precision=params.train.precision, world=world)
-        self.loss_kind = params.ae.loss
-        self.optimizers = {"ae": adam(model.parameters(), params.ae.lr, weight_decay=params.ae.weight_decay)}
+        self.loss_kind, self.clustering, self.targets = params.ae.loss, False, None
+        self.optimizers = {name: adam(part.parameters(), params.ae.lr, weight_decay=params.ae.weight_decay)
+                           if name == "ae" else adam(part.parameters(), self.dec.lr)  # DEC: constant rate
+                           for name, part in parts.items()}
+
+    def scheduled_optimizers(self):
+        return [self.optimizers["ae"]]
+
+    def recon_loss(self, logits: torch.Tensor, clean: torch.Tensor) -> torch.Tensor:
+        if self.loss_kind == "bce":
+            return F.binary_cross_entropy_with_logits(logits, clean)
+        per_image = (torch.sigmoid(logits) - clean).pow(2).flatten(1).mean(1)
+        if self.loss_kind == "log_mse":  # the mean of per-image log MSE: -PSNR up to a constant, as evaluated
+            return per_image.add(LOG_MSE_EPS).log().mean()
+        return per_image.mean()
 
     def loss(self, net: nn.Module, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         with self.amp():
             logits = net(noisy if self.denoising else clean).float()
-        if self.loss_kind == "bce":
-            return F.binary_cross_entropy_with_logits(logits, clean)
-        return F.mse_loss(torch.sigmoid(logits), clean)
+        return self.recon_loss(logits, clean)
 
-    def train_step(self, clean, noisy, generator):
-        optimizer = self.optimizers["ae"]
-        loss = self.loss(self.nets["ae"], clean, noisy)
-        optimizer.zero_grad(set_to_none=True)
+    @torch.no_grad()
+    def start_epoch(self, epoch, epochs, train_clean):
+        self.clustering = self.dec.epochs > 0 and epoch > epochs - self.dec.epochs
+        if not self.clustering:
+            return
+        model = self.model
+        first = epoch == epochs - self.dec.epochs + 1  # a run resumed later has its code and centres already
+        if first:
+            model.cluster_encoder.load_state_dict(model.encoder.state_dict())
+        codes = torch.cat([model.cluster_encoder(train_clean[i:i + ENCODE_BATCH])
+                           for i in range(0, len(train_clean), ENCODE_BATCH)]).float()
+        if first:
+            model.centres.copy_(initial_centres(codes, len(model.centres), self.dec.init, self.seed))
+        # The targets stay fixed for the epoch (DEC's self-training): computed once, looked up per batch.
+        self.targets = sharpened_targets(soft_assignments(codes, model.centres.float()))
+
+    def train_step(self, clean, noisy, generator, rows):
+        name = "dec" if self.clustering else "ae"
+        if self.clustering:
+            with self.amp():
+                q = self.nets["dec"](clean)
+            loss = F.kl_div(q.clamp_min(1e-12).log(), self.targets[rows], reduction="batchmean")
+        else:
+            loss = self.loss(self.nets["ae"], clean, noisy)
+        self.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-        return {"loss": loss.detach()}
+        self.optimizers[name].step()
+        if not self.dec.epochs:
+            return {"loss": loss.detach()}
+        zero = torch.zeros_like(loss)  # the term that did not train this epoch
+        return {"loss": zero if self.clustering else loss.detach(), "kl": loss.detach() if self.clustering else zero}
 
     def val_losses(self, clean, noisy, generator):
         return {"loss": self.loss(self.model, clean, noisy), "recon_mse": recon_mse(self.model, noisy, clean)}
@@ -117,7 +199,7 @@ class VAEObjective(Objective):
         self.kl_weight = self.beta
         self.optimizers = {"vae": adam(model.parameters(), params.vae.lr, weight_decay=params.vae.weight_decay)}
 
-    def start_epoch(self, epoch, epochs):
+    def start_epoch(self, epoch, epochs, train_clean):
         # KL warm-up (Bowman et al., 2016; Sønderby et al., 2016): a small KL weight early keeps the
         # posterior from collapsing onto the prior before the decoder has learnt to use the code.
         ramp = epoch / self.kl_warmup_epochs if self.kl_warmup_epochs else 1.0
@@ -130,7 +212,7 @@ class VAEObjective(Objective):
         recon, kl = negative_elbo(logits.float(), clean, mu.float(), logvar.float())
         return {"loss": (recon + kl_weight * kl).mean(), "recon": recon.mean(), "kl": kl.mean()}
 
-    def train_step(self, clean, noisy, generator):
+    def train_step(self, clean, noisy, generator, rows):
         optimizer = self.optimizers["vae"]
         losses = self.losses(self.nets["vae"], clean, noisy, generator, self.kl_weight)
         optimizer.zero_grad(set_to_none=True)
@@ -142,6 +224,21 @@ class VAEObjective(Objective):
         # Validated at the final weight: comparable across epochs of the warm-up.
         return {**self.losses(self.model, clean, noisy, generator, self.beta),
                 "recon_mse": recon_mse(self.model, noisy, clean)}
+
+
+def initial_centres(codes: torch.Tensor, k: int, init: str, seed: int) -> torch.Tensor:
+    """Where DEC starts: the centres of k-means on the codes (`kmeans`, DEC's own start), or the mean code of
+    each cluster that k-means finds in a UMAP embedding of the codes (`umap`: N2D's partition, which on
+    these codes is far more often right than k-means in the code space)."""
+    from sklearn.cluster import KMeans
+
+    points = codes.double().cpu().numpy()
+    if init == "umap":
+        from unsupervised_mnist.manifold import umap_embedding
+
+        points = umap_embedding(points, UMAP_INIT["components"], UMAP_INIT["neighbors"], UMAP_INIT["epochs"], seed)
+    labels = KMeans(n_clusters=k, n_init=10, random_state=seed % 2**32).fit_predict(points)
+    return torch.stack([codes[torch.from_numpy(labels == j).to(codes.device)].mean(0) for j in range(k)])
 
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
@@ -165,7 +262,8 @@ class GANObjective(Objective):
 
     def __init__(self, model: GAN, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
         p = params.gan
-        self.ema, self.ema_updates = p.ema, 0
+        self.ema, self.ema_updates, self.resample_bn = p.ema, 0, p.ema_bn == "resample"
+        self.encoder_epochs, self.encoder_only = p.encoder_epochs, False
         self.live_generator = copy.deepcopy(model.generator) if p.ema else model.generator
         parts = {"discriminator": model.discriminator, "generator": self.live_generator, "encoder": model.encoder}
         super().__init__(model, parts, denoising=True, device=device, precision=params.train.precision, world=world)
@@ -183,6 +281,28 @@ class GANObjective(Objective):
             self.live_generator.load_state_dict(state["live_generator"])
             self.ema_updates = int(state["ema_updates"])
 
+    def start_epoch(self, epoch, epochs, train_clean):
+        # With gan.encoder_epochs, the last epochs train the encoder alone, against the final averaged generator
+        # (what `decode` is), instead of a step of it in every GAN step against a generator still moving.
+        self.encoder_only = self.encoder_epochs > 0 and epoch > epochs - self.encoder_epochs
+
+    @torch.no_grad()
+    def end_epoch(self, generator):
+        if not (self.ema and self.resample_bn) or self.encoder_only:
+            return
+        # The live generator's batch-norm statistics belong to other weights than the average's: estimate the
+        # average's own from its samples (as for SWA, Izmailov et al., 2018), an exact mean over the batches.
+        average = self.model.generator
+        norms = [m for m in average.modules() if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d)]
+        for norm in norms:
+            norm.reset_running_stats()
+            norm.momentum = None
+        average.train()
+        for _ in range(BN_BATCHES):
+            average(torch.randn((BN_BATCH, self.model.latent_dim), generator=generator, device=generator.device))
+        for norm in norms:
+            norm.momentum = 0.1
+
     @torch.no_grad()
     def update_average(self) -> None:
         # The decay ramps up as (1 + t) / (10 + t) (as tf.train.ExponentialMovingAverage's num_updates):
@@ -191,8 +311,9 @@ class GANObjective(Objective):
         self.ema_updates += 1
         for average, live in zip(self.model.generator.parameters(), self.live_generator.parameters()):
             average.lerp_(live, 1 - decay)
-        for average, live in zip(self.model.generator.buffers(), self.live_generator.buffers()):
-            average.copy_(live)  # batch-norm statistics: the live ones
+        if not self.resample_bn:
+            for average, live in zip(self.model.generator.buffers(), self.live_generator.buffers()):
+                average.copy_(live)  # batch-norm statistics: the live ones
 
     def scores(self, discriminator: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, ...]:
         return discriminator(torch.cat([real, fake])).float().split(len(real))
@@ -220,10 +341,13 @@ class GANObjective(Objective):
         generator.train(was_training)
         return F.mse_loss(latent_fake, z), image
 
-    def train_step(self, clean, noisy, generator):
+    def train_step(self, clean, noisy, generator, rows):
         model, n = self.model, len(clean)
         d, g, e = self.nets["discriminator"], self.nets["generator"], self.nets["encoder"]
         z = torch.randn((n, model.latent_dim), generator=generator, device=clean.device)
+        if self.encoder_only:  # D and G rest while the encoder learns to invert the final G
+            zero = torch.zeros((), device=clean.device)
+            return {"d_loss": zero, "g_loss": zero, "e_loss": self.encoder_step(e, z, clean, noisy)}
 
         # 1. Discriminator: real images against G's samples.
         with self.amp():
@@ -244,14 +368,26 @@ class GANObjective(Objective):
         if self.ema:
             self.update_average()
 
-        # 3. Encoder: invert the (fixed) generator.
-        with frozen(model.generator), self.amp():
+        # 3. Encoder: invert the (fixed) generator; with gan.encoder_epochs it learns after the GAN instead.
+        e_loss = self.encoder_step(e, z, clean, noisy, fake) if not self.encoder_epochs else torch.zeros_like(g_loss)
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "e_loss": e_loss}
+
+    def encoder_step(self, e: nn.Module, z: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor,
+                     fake: torch.Tensor | None = None) -> torch.Tensor:
+        """One step of the encoder: ||E(G(z)) - z||^2 + encoder_weight * BCE(G(E(noisy)), clean). Without
+        `fake` (the encoder's own epochs), G(z) comes from the averaged generator, run as `decode` runs it."""
+        if fake is None:
+            average, was_training = self.model.generator, self.model.generator.training
+            with torch.no_grad(), self.amp():
+                fake = torch.sigmoid(average.eval()(z))
+            average.train(was_training)
+        with frozen(self.model.generator), self.amp():
             latent, image = self.encoder_loss(e, z, fake, clean, noisy)
             e_loss = latent + self.encoder_weight * image
         self.optimizers["encoder"].zero_grad(set_to_none=True)
         e_loss.backward()
         self.optimizers["encoder"].step()
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "e_loss": e_loss.detach()}
+        return e_loss.detach()
 
     def val_losses(self, clean, noisy, generator):
         model = self.model

@@ -64,6 +64,15 @@ def run_conditions(params: Params, device: torch.device, world: World) -> dict[s
             "threads": torch.get_num_threads(), "processes": world.world_size, "torch": torch.__version__}
 
 
+def total_epochs(name: str, params: Params) -> int:
+    """The model's epochs, and those of a phase that follows: the GAN's encoder, the AE's clustering."""
+    if name == "gan":
+        return params.gan.epochs + params.gan.encoder_epochs
+    if name == "ae":
+        return params.ae.epochs + params.ae.dec.epochs
+    return getattr(params, name).epochs
+
+
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
                 checkpoint_dir: Path = CHECKPOINT_DIR, world: World | None = None,
                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> Trained:
@@ -93,9 +102,9 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
     objective = make_objective(name, model, params, device, world)
 
     spec = FitSpec(
-        name=name, epochs=section.epochs, batch_size=batch_size, seed=params.seed,
+        name=name, epochs=total_epochs(name, params), batch_size=batch_size, seed=params.seed,
         noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
-        schedule=section.schedule, warmup_epochs=section.warmup_epochs,
+        schedule=section.schedule, warmup_epochs=section.warmup_epochs, schedule_epochs=section.epochs,
         shift=section.augment.shift, rotate=section.augment.rotate,
         checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
     )
