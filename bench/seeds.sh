@@ -27,7 +27,7 @@ runs = [Path(r) for r in runs]
 HEADLINE = {  # metric -> the representations it is reported for
     "test/psnr_db": ("ae", "vae", "gan", "pca"), "test/kmeans_acc": None, "test/manifold_acc": None,
     "test/fid": ("ae", "vae", "gan", "pca"), "test/classifier_score": ("ae", "vae", "gan", "pca"),
-    "test/neg_elbo": ("vae",), "test/iwae_nll": ("vae",),
+    "test/neg_elbo": ("vae",), "test/iwae_nll": ("vae",), "test/dec_kmeans_acc": ("ae",),
 }
 rows = []
 def add(name, values, note=""):

@@ -101,6 +101,7 @@ class DECParams:
     clusters: int = in_range(2, 1000)
     init: str = one_of("kmeans", "umap")  # the centres: k-means of the codes, or of their UMAP embedding (N2D)
     lr: float = in_range(0.0, 1.0, lo_open=True)  # its own optimizer's constant rate (Adam)
+    recon_weight: float = in_range(0.0, 1000.0)  # IDEC: + this x the reconstruction loss through the AE's decoder
 
 
 @dataclass(frozen=True)

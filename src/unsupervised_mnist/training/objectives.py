@@ -115,15 +115,18 @@ class ClusteringCode(nn.Module):
         super().__init__()
         self.encoder, self.centres = ae.cluster_encoder, ae.centres
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return soft_assignments(self.encoder(x).float(), self.centres.float())
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = self.encoder(x)
+        return soft_assignments(codes.float(), self.centres.float()), codes
 
 
 class AEObjective(Objective):
     """Denoising autoencoder: reconstruct the clean image from its corrupted copy. With ae.dec.epochs, those
     epochs follow the denoiser's and train its clustering code alone, by DEC (Xie et al., 2016): a copy of the
     encoder and cluster centres learn KL(P || Q) between the codes' soft assignments to the centres and their
-    sharpened targets, which pulls each clean image's code towards its cluster. The denoiser is untouched."""
+    sharpened targets, which pulls each clean image's code towards its cluster; with `dec.recon_weight` the
+    code must also still decode to its image through the AE's (frozen) decoder, as in IDEC (Guo et al., 2017),
+    which keeps DEC from tearing the code apart. The denoiser is untouched."""
 
     def __init__(self, model: AutoEncoder, params: Params, device: torch.device, world: World = SINGLE_PROCESS):
         self.dec, self.seed = params.ae.dec, params.seed
@@ -173,8 +176,14 @@ class AEObjective(Objective):
         name = "dec" if self.clustering else "ae"
         if self.clustering:
             with self.amp():
-                q = self.nets["dec"](clean)
+                q, codes = self.nets["dec"](clean)
             loss = F.kl_div(q.clamp_min(1e-12).log(), self.targets[rows], reduction="batchmean")
+            if self.dec.recon_weight:  # IDEC: the code must still decode to its image, through the AE's own decoder
+                decoder = self.model.decoder.eval()  # its batch-norm statistics are the denoiser's: used, not updated
+                with frozen(decoder), self.amp():
+                    recon = self.recon_loss(decoder(codes).float(), clean)
+                decoder.train()
+                loss = loss + self.dec.recon_weight * recon
         else:
             loss = self.loss(self.nets["ae"], clean, noisy)
         self.optimizers[name].zero_grad(set_to_none=True)
@@ -280,6 +289,10 @@ class GANObjective(Objective):
         if self.ema:
             self.live_generator.load_state_dict(state["live_generator"])
             self.ema_updates = int(state["ema_updates"])
+
+    def scheduled_optimizers(self):
+        # The encoder keeps its rate: with gan.encoder_epochs it learns after the schedule has ended.
+        return [self.optimizers["discriminator"], self.optimizers["generator"]]
 
     def start_epoch(self, epoch, epochs, train_clean):
         # With gan.encoder_epochs, the last epochs train the encoder alone, against the final averaged generator
