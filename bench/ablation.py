@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
-from unsupervised_mnist.config import parse_params, set_overrides
+from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.evaluation.classifier import (
@@ -34,6 +34,7 @@ from unsupervised_mnist.evaluation.evaluate import evaluate
 from unsupervised_mnist.evaluation.representations import load_representation
 from unsupervised_mnist.evaluation.sample_quality import reference_count
 from unsupervised_mnist.models import load_checkpoint
+from unsupervised_mnist.overrides import set_overrides
 from unsupervised_mnist.training.train import Outputs, train_model
 
 SELECTION = {  # what each model is chosen on (validation split)

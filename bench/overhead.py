@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from unsupervised_mnist.config import set_overrides
+from unsupervised_mnist.overrides import set_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "tests/tiny_params.yaml"  # the tests' params (and the Makefile's smoke retrain)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import yaml
 
-from unsupervised_mnist.config import parse_params, set_overrides
+from unsupervised_mnist.config import parse_params
+from unsupervised_mnist.overrides import set_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 LEFT_OUT = {"register"}

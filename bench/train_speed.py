@@ -16,7 +16,6 @@ the rounds' ratios, so that a drift of the machine's speed lands on every varian
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import statistics
 import tempfile
@@ -27,12 +26,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unsupervised_mnist.config import load_params
+from unsupervised_mnist.config import load_params, parse_params
 from unsupervised_mnist.data import sources
 from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.idx import encode_idx
 from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
 from unsupervised_mnist.models.ae import AutoEncoder
+from unsupervised_mnist.overrides import set_overrides
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.engine import FitSpec, run_epoch
 from unsupervised_mnist.training.objectives import AEObjective, Objective, adam
@@ -147,7 +147,7 @@ def main() -> None:
     cases = [
         ("mlp-vae 784-400-20", ExamplesVAE, vae_step, lambda m, p: ExamplesVAEObjective(m, device, p)),
         (f"conv-ae {params.ae.channels}", ae, ae_step,
-         lambda m, p: AEObjective(m, dataclasses.replace(params, train=dataclasses.replace(params.train, precision=p)),
+         lambda m, p: AEObjective(m, parse_params(set_overrides(params.to_dict(), [f"train.precision={p}"])),
                                   device)),
     ]
     rows = []

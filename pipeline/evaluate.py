@@ -11,7 +11,8 @@ from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
 from unsupervised_mnist.errors import DataError, UserError
 from unsupervised_mnist.evaluation.classifier import Classifier
-from unsupervised_mnist.evaluation.evaluate import compared, device_of, evaluate, evaluated_paths
+from unsupervised_mnist.evaluation.evaluate import device_of, evaluate, evaluated_paths
+from unsupervised_mnist.evaluation.headline import compared, summary_line
 from unsupervised_mnist.evaluation.representations import load_representation
 from unsupervised_mnist.figures import save_representation_figures
 from unsupervised_mnist.io import write_json
@@ -47,14 +48,6 @@ def main(params: Params) -> None:
         write_json(results_path, metrics)  # all of them: the report, and MLflow through the register stage
         write_json(metrics_path, compared(metrics))
         print(f"evaluate {name}: " + summary_line(metrics))
-
-
-def summary_line(metrics: dict[str, float]) -> str:
-    """The numbers a reader compares, in one short line (every metric is in reports/eval/<name>.json)."""
-    shown = {"psnr_db": "PSNR {:.2f} dB", "ssim": "SSIM {:.3f}", "kmeans_acc": "k-means ACC {:.3f}",
-             "kmeans_nmi": "NMI {:.3f}", "umap_kmeans_acc": "UMAP+k-means ACC {:.3f}", "fid": "FID {:.1f}",
-             "classifier_score": "cls score {:.2f}", "neg_elbo": "-ELBO {:.1f}", "iwae_nll": "-IWAE {:.1f}"}
-    return ", ".join(text.format(metrics[f"test/{key}"]) for key, text in shown.items() if f"test/{key}" in metrics)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 register them, move `candidate` and, through the quality gate, the champion of their task
 -> metrics/register.json (what was compared with what, on which test set, and why)."""
 
+from dataclasses import replace
 from pathlib import Path
 
 from unsupervised_mnist import stage
@@ -11,7 +12,8 @@ from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, write_json
 from unsupervised_mnist.models import load_checkpoint
 from unsupervised_mnist.names import MODEL_NAMES, REPRESENTATIONS
-from unsupervised_mnist.tracking.registry import ModelToRegister, register_models
+from unsupervised_mnist.tracking.registry import ModelToRegister, gate_report, register_model
+from unsupervised_mnist.tracking.runs import connect, data_checksum, git_state, is_enabled, log_evaluations
 from unsupervised_mnist.tracking.task import task_for
 
 REPORT = Path("metrics/register.json")  # every decision, in full (an output: strings are no metrics)
@@ -20,10 +22,9 @@ CLASSIFIER = Path("models/classifier.pt")
 
 
 def to_register(name: str, params: Params, metrics: dict[str, float], images, n_samples: int) -> ModelToRegister:
-    metrics_path = Path(f"reports/eval/{name}.json")
     metric = getattr(params.register, name).metric
     if metric not in metrics:
-        raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of {metrics_path} "
+        raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of reports/eval/{name}.json "
                         f"(have: {', '.join(sorted(k for k in metrics if 'class_share' not in k))})")
     checkpoint = Path(f"models/{name}.pt")
     task = task_for(params, metric, PREPARED_DIR, CLASSIFIER, n_samples)
@@ -35,9 +36,17 @@ def main(params: Params) -> None:
     n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
     evaluations = {name: (read_json(f"reports/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
                    for name in REPRESENTATIONS}
-    items = [to_register(name, params, evaluations[name][0], images, n_samples)  # check all before logging
-             for name in MODEL_NAMES]
-    decisions = register_models(params, items, PREPARED_DIR, evaluations)
+    items = {name: to_register(name, params, evaluations[name][0], images, n_samples)  # every gate metric checked
+             for name in MODEL_NAMES}                                                   # before anything is logged
+    if is_enabled(params):
+        client, experiment_id = connect(params)
+        run_ids = log_evaluations(params, client, experiment_id, evaluations)  # the runs first...
+        data, commit = data_checksum(PREPARED_DIR), git_state()[0]
+        decisions = {name: register_model(params, replace(item, run_id=run_ids[name]), client, data, commit)
+                     for name, item in items.items()}  # ...then the registry, which only registers
+    else:
+        off = {"promoted": False, "reason": "MLflow tracking is off (mlflow.enabled or UMNIST_MLFLOW)"}
+        decisions = {name: gate_report(params, item) | off for name, item in items.items()}
     # Only once every model went through: a failure leaves the last report.
     write_json(REPORT, decisions)
     write_json(CHAMPIONS, {name: {"promoted": int(d["promoted"]), "candidate_version": d.get("candidate_version"),

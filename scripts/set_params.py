@@ -12,9 +12,10 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 
-from unsupervised_mnist.config import parse_params, set_overrides
+from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.io import write_bytes
+from unsupervised_mnist.overrides import set_overrides
 
 PARAMS = Path("params.yaml")
 

@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import TRACKED_ENV, copy_repo, dvc, run_stage, write_params  # noqa: E402
+from helpers import REPRO_LOG, TRACKED_ENV, copy_repo, dvc, run_stage, write_params  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -26,5 +26,13 @@ def tiny_repo(tmp_path_factory):
     part); tests that change it work on a copy."""
     folder = copy_repo(tmp_path_factory.mktemp("repo"))
     write_params(folder)
-    dvc(folder, "repro", env=TRACKED_ENV)
+    result = dvc(folder, "repro", env=TRACKED_ENV)
+    (folder / REPRO_LOG).write_text(result.stdout + result.stderr)  # what the stages printed (git ignores .dvc/tmp)
     return folder
+
+
+def pytest_collection_modifyitems(items):
+    """Every test of a whole pipeline run is `slow`: `make test-fast` (pytest -m "not slow") leaves them out."""
+    for item in items:
+        if "tiny_repo" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

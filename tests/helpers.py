@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,6 +47,7 @@ ENV.pop("MLFLOW_TRACKING_URI", None)  # tests choose their store themselves
 # With MLflow tracking on, into the copy's own sqlite:///mlflow.db unless a test sets MLFLOW_TRACKING_URI.
 TRACKED_ENV = {**ENV, "UMNIST_MLFLOW": "on"}
 
+REPRO_LOG = ".dvc/tmp/repro.log"  # the tiny_repo fixture's `dvc repro` output
 # Small enough for CI: tests/tiny_params.yaml, shared with the Makefile's smoke retrain.
 TINY = yaml.safe_load((REPO / "tests/tiny_params.yaml").read_text())
 
@@ -159,6 +161,39 @@ def mlflow_server(backend_uri: str, artifacts: Path, log: Path) -> Iterator[str]
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def wait_for(url: str, process: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"{url} did not answer:\n{log.read_text()[-3000:]}") from None
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def make_server(folder: Path, target: str, variables: dict[str, str], env: dict[str, str], log: Path,
+                ready: str) -> Iterator[None]:
+    """`make TARGET` in `folder` with this interpreter's venv, in its own process group (make's children go
+    with it), until the block ends; `ready` is the URL that answers once the server is up."""
+    command = ["make", "-s", "-C", str(folder), target, f"VENV={Path(sys.executable).parent.parent}",
+               *(f"{key}={value}" for key, value in variables.items())]
+    with open(log, "w") as out:
+        server = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for(ready, server, log)
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

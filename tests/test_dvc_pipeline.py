@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import CHROMIUM, REPO, TRACKED_ENV, copy_project, dvc, require_system
+from helpers import CHROMIUM, REPO, REPRO_LOG, TRACKED_ENV, copy_project, dvc, require_system
 
 pytestmark = pytest.mark.slow
 
@@ -43,9 +43,21 @@ def test_every_stage_writes_its_wall_time_outside_dvc(repo):
         assert t["stage"] == name and t["import_s"] > 0 and t["compute_s"] >= 0 and t["write_s"] >= 0, t
         assert t["wall_s"] == pytest.approx(t["import_s"] + t["compute_s"] + t["write_s"], abs=0.02), t
     ae = timings["train@ae"]
-    assert ae["epochs_run"] == 6 and 0 < ae["train_s"] < ae["wall_s"] and ae["device"] == "cpu"
+    assert ae["epochs_run"] == 6 + 2 and 0 < ae["train_s"] < ae["wall_s"] and ae["device"] == "cpu"  # + DEC epochs
     assert ae["precision"] in ("fp32", "bf16") and ae["threads"] >= 1 and ae["torch"].startswith("2.")
     assert "reports/timings" not in (repo / "dvc.yaml").read_text()
+
+
+def test_each_evaluate_stage_says_its_headline_numbers_in_one_line(repo):
+    """The line `dvc repro` prints for each evaluated representation: the headline table's numbers, the
+    manifold step's accuracy among them (a key that nothing wrote once went unnoticed there)."""
+    lines = [line for line in (repo / REPRO_LOG).read_text().splitlines() if line.startswith("evaluate ")]
+    said = {line.split(":")[0].removeprefix("evaluate "): line for line in lines if ": " in line and "[" not in line}
+    assert set(said) == set(REPRESENTATIONS), lines
+    for name, line in said.items():
+        manifold = json.loads((repo / f"reports/eval/{name}.json").read_text())["test/manifold_acc"]
+        assert f"manifold ACC {manifold:.3f}" in line and "k-means ACC" in line, line
+    assert "PSNR" in said["ae"] and "-IWAE" in said["vae"] and "FID" in said["gan"] and "DEC-code" in said["ae"]
 
 
 def test_summary_has_every_representation_floor_and_reference(repo):

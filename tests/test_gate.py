@@ -2,11 +2,11 @@
 
 import math
 
-from unsupervised_mnist.config import GateParams
+from unsupervised_mnist.config import Section
 from unsupervised_mnist.tracking.gate import decide
 
-PSNR = GateParams(metric="test/psnr_db", goal="max", min_improvement=0.1, floor=12.0)
-FID = GateParams(metric="test/fid", goal="min", min_improvement=1.0, floor=300.0)
+PSNR = Section({"metric": "test/psnr_db", "goal": "max", "min_improvement": 0.1, "floor": 12.0})
+FID = Section({"metric": "test/fid", "goal": "min", "min_improvement": 1.0, "floor": 300.0})
 
 
 def test_first_model_passing_the_floor_becomes_champion():

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 from helpers import (
@@ -15,6 +16,7 @@ from helpers import (
     dvc,
     free_port,
     git,
+    make_server,
     mlflow_server,
     postgres_cluster,
     require_system,
@@ -75,7 +77,7 @@ def test_every_model_and_baseline_has_a_run_with_tags_params_and_metrics(tiny_re
     assert tags["pipeline_execution"].startswith("dvc-")
     # Logged live: one entry per epoch, each stamped when its epoch ended.
     history = client.get_metric_history(ae.info.run_id, "val/recon_mse")
-    assert [m.step for m in history] == [1, 2, 3, 4, 5, 6]
+    assert [m.step for m in history] == [1, 2, 3, 4, 5, 6, 7, 8]  # 6 epochs of the AE, 2 of its DEC code
     stamps = [m.timestamp for m in history]
     assert all(a < b for a, b in zip(stamps, stamps[1:])), stamps
     assert ae.data.metrics["timing/train_s"] > 0 and ae.data.metrics["timing/images_per_s"] > 0
@@ -218,32 +220,108 @@ mlflow.set_tracking_uri(sys.argv[1])
 model = mlflow.pyfunc.load_model("models:/unsupervised-mnist-ae-denoiser@champion")
 print(model.predict(np.zeros((3, 1, 28, 28), np.float32)).shape)
 """
+ADMIN = {"MLFLOW_AUTH_ADMIN_USERNAME": "pipeline-admin", "MLFLOW_AUTH_ADMIN_PASSWORD": "a-long-test-secret-9f3"}
 
 
-def test_tracking_server_on_postgresql_receives_runs_and_registrations(tiny_repo, tmp_path):
-    """The team set-up of docs/scale-out.md: an `mlflow server` on a throwaway PostgreSQL cluster, reached
-    through MLFLOW_TRACKING_URI alone; the champion is loaded back from it by alias."""
+def test_team_server_on_postgresql_refuses_anonymous_clients_and_takes_the_pipeline(tiny_repo, tmp_path):
+    """The team set-up of docs/scale-out.md: `make mlflow-server` (PostgreSQL for runs, registry, users and
+    permissions; MLflow's basic auth, its admin from the environment). An anonymous client can neither create
+    a run nor move an alias; the pipeline, with MLFLOW_TRACKING_USERNAME / _PASSWORD, trains, evaluates and
+    registers there, and the champion loads back by alias."""
+    from mlflow.exceptions import MlflowException
+
     repo = copy_of(tiny_repo, tmp_path)
     local = client_for(store(repo))
     local_runs = len(local.search_runs([latest_runs(local)[0].experiment_id]))
-    with postgres_cluster() as database, \
-            mlflow_server(database, tmp_path / "artifacts", tmp_path / "server.log") as url:
-        env = {**TRACKED_ENV, "MLFLOW_TRACKING_URI": url}
-        run_stage(repo, "train", "gan", env=env)
-        run_stage(repo, "evaluate", "pca", env=env)
-        run_stage(repo, "register", env=env)
-        client = client_for(url)
-        _, runs = latest_runs(client)
-        loaded = subprocess.run([sys.executable, "-c", LOAD_CHAMPION, url], env=TRACKED_ENV, cwd=tmp_path,
-                                capture_output=True, text=True)
-        assert {"gan", "pca", "ae", "vae"} <= set(runs)  # ae, vae: new runs, their training runs are elsewhere
-        assert runs["gan"].data.metrics["val/recon_mse"] > 0
-        assert json.loads((repo / "models/gan.run.json").read_text())["run_id"] == runs["gan"].info.run_id
-        for name in REGISTERED:
-            assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with postgres_cluster() as database, make_server(
+            repo, "mlflow-server", {"MLFLOW_BACKEND": database, "MLFLOW_ARTIFACTS": str(tmp_path / "artifacts"),
+                                    "MLFLOW_PORT": str(port), "MLFLOW_SERVER_OPTS": "--workers 1"},
+            {**TRACKED_ENV, **ADMIN, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}, tmp_path / "server.log",
+            ready=f"{url}/health"):
+        credentials = {"MLFLOW_TRACKING_USERNAME": ADMIN["MLFLOW_AUTH_ADMIN_USERNAME"],
+                       "MLFLOW_TRACKING_PASSWORD": ADMIN["MLFLOW_AUTH_ADMIN_PASSWORD"]}
+        env = {**TRACKED_ENV, "MLFLOW_TRACKING_URI": url, **credentials}
+        for stage, *args in (("train", "gan"), ("evaluate", "pca"), ("register",)):
+            run_stage(repo, stage, *args, env=env)
+        anonymous = client_for(url)  # this process has no credentials
+        with pytest.raises(MlflowException, match="401|credentials|Unauthorized"):
+            anonymous.search_experiments()
+        with pytest.raises(MlflowException, match="401|credentials|Unauthorized"):
+            anonymous.create_run("0")
+        with pytest.raises(MlflowException, match="401|credentials|Unauthorized"):
+            anonymous.set_registered_model_alias("unsupervised-mnist-ae-denoiser", "champion", "1")
+        loaded = subprocess.run([sys.executable, "-c", LOAD_CHAMPION, url], env={**TRACKED_ENV, **credentials},
+                                cwd=tmp_path, capture_output=True, text=True)
+        checked = subprocess.run([sys.executable, "-c", RUNS_AND_ALIASES, url], env={**TRACKED_ENV, **credentials},
+                                 cwd=tmp_path, capture_output=True, text=True)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     assert loaded.stdout.strip() == "(3, 1, 28, 28)"
+    assert checked.returncode == 0, checked.stderr[-3000:]
+    runs, champions = json.loads(checked.stdout)
+    assert {"gan", "pca", "ae", "vae"} <= set(runs)  # ae, vae: their training runs are in the other store
+    assert champions == {name: "1" for name in REGISTERED}
     assert len(local.search_runs([latest_runs(local)[0].experiment_id])) == local_runs  # nothing went local
+
+
+RUNS_AND_ALIASES = """
+import json, sys
+from mlflow import MlflowClient
+client = MlflowClient(sys.argv[1], sys.argv[1])
+experiment = client.get_experiment_by_name("unsupervised-mnist")
+runs = sorted({r.info.run_name for r in client.search_runs([experiment.experiment_id])})
+names = [m.name for m in client.search_registered_models()]
+print(json.dumps([runs, {n: str(client.get_model_version_by_alias(n, "champion").version) for n in names}]))
+"""
+
+
+def test_register_twice_and_on_a_fresh_store_leaves_five_runs_and_the_same_versions(tiny_repo, tmp_path):
+    """A rerun of `register` finds the runs it logged before, on the pipeline's store and on a fresh one (after
+    a change of store): one run per representation and one version per weights, however often it runs. The
+    training runs keep their own end: logging the evaluation and the models into them does not reopen them."""
+    repo = copy_of(tiny_repo, tmp_path)
+    for uri in (store(repo), f"sqlite:///{tmp_path / 'fresh.db'}"):
+        for _ in range(2):
+            run_stage(repo, "register", env={**TRACKED_ENV, "MLFLOW_TRACKING_URI": uri})
+        client = client_for(uri)
+        experiment, runs = latest_runs(client)
+        assert sorted(run.info.run_name for run in client.search_runs([experiment.experiment_id])) == [
+            "ae", "gan", "pca", "pixels", "vae"], uri
+        assert version_counts(client) == {name: 1 for name in REGISTERED}, uri
+    _, runs = latest_runs(client_for(store(repo)))
+    for name in ("ae", "vae", "gan"):  # each ended when its model file was written, not when register ran
+        assert runs[name].info.end_time / 1000 < (repo / f"models/{name}.pt").stat().st_mtime + 10, name
+
+
+SERVED_ALIKE = """
+import json, sys, mlflow, numpy as np
+mlflow.set_tracking_uri(sys.argv[1])
+images = np.asarray(json.loads(sys.argv[2]), dtype=np.float32)
+print(json.dumps(mlflow.pyfunc.load_model("models:/unsupervised-mnist-ae-denoiser@champion").predict(images).tolist()))
+"""
+
+
+def test_make_serve_answers_a_post_as_the_pyfunc_does(tiny_repo, tmp_path):
+    """`make serve`: the champion denoiser over REST on 127.0.0.1; two noisy test images POSTed to /invocations
+    come back as two images, equal to what mlflow.pyfunc gives in a process of its own."""
+    import numpy as np
+
+    images = np.load(tiny_repo / "data/prepared/test.npz")["x_noisy"][:2, None].astype(np.float32)
+    port = free_port()
+    env = {**TRACKED_ENV, "MLFLOW_TRACKING_URI": store(tiny_repo)}
+    with make_server(tiny_repo, "serve", {"SERVE_PORT": str(port)}, env, tmp_path / "serve.log",
+                     ready=f"http://127.0.0.1:{port}/ping"):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", method="POST",
+                                         data=json.dumps({"inputs": images.tolist()}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            served = np.asarray(json.loads(response.read())["predictions"], dtype=np.float32)
+    local = subprocess.run([sys.executable, "-c", SERVED_ALIKE, store(tiny_repo), json.dumps(images.tolist())],
+                           env=TRACKED_ENV, capture_output=True, text=True)
+    assert local.returncode == 0, local.stderr[-3000:]
+    assert served.shape == (2, 1, 28, 28)
+    assert np.array_equal(served, np.asarray(json.loads(local.stdout), dtype=np.float32))
 
 
 def test_closed_port_fails_fast_and_leaves_outputs(tiny_repo):

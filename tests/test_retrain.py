@@ -53,6 +53,10 @@ def test_retrain_reports_the_changed_param_and_the_moved_metrics(tiny_repo, tmp_
     decisions = section(report, "Registry decisions")
     assert "| ae | test/psnr_db |" in decisions and "not champion" in decisions, decisions
     assert "ae.epochs=2" in report
+    # The plots of HEAD and of this run side by side, as DVC's CI reports show them, offline.
+    assert "retrain_plots/index.html" in section(report, "Plots")
+    page = (repo / "reports/retrain_plots/index.html").read_text()
+    assert "AE loss" in page and "HEAD" in page and "workspace" in page and "cdn.jsdelivr" not in page
 
     decision = json.loads((repo / "metrics/register.json").read_text())["ae"]
     assert decision["promoted"] is False and decision["candidate_version"] == 2

@@ -54,7 +54,7 @@ def test_torchrun_two_processes_match_one_process(prepared_project, tmp_path):
     assert len(mlflow_runs(ddp)) == 1
     timings = json.loads((ddp / "reports/timings/train@ae.json").read_text())
     assert timings["processes"] == 2 and timings["stage"] == "train@ae" and timings["wall_s"] > timings["train_s"] > 0
-    assert result.stdout.count("ae epoch 4/4") == 1  # rank 0 alone logs
+    assert result.stdout.count("ae [1/") == 1 and result.stdout.count("ae [6/6]") == 1  # rank 0 alone logs (4 + 2 DEC)
     ddp_val = json.loads((ddp / "metrics/train/ae.json").read_text())["val/loss"]
     single_val = json.loads((single / "metrics/train/ae.json").read_text())["val/loss"]
     assert abs(ddp_val - single_val) / single_val < 0.05, (ddp_val, single_val)

@@ -10,20 +10,24 @@ from helpers import ENV, git, params_with, run_stage, write_params
 
 from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.io import save_npz
-from unsupervised_mnist.tracking.connection import TrackingError, connect, tracking_uri, workspace_root
-from unsupervised_mnist.tracking.runs import git_state
+from unsupervised_mnist.tracking.runs import TrackingError, connect, git_state, tracking_uri, workspace_root
 from unsupervised_mnist.tracking.task import task_for
 
 
-def test_temporary_experiment_copies_use_the_main_workspace(tmp_path, monkeypatch):
+def test_the_default_store_is_at_the_main_workspace(tmp_path, monkeypatch):
+    """DVC names the main workspace in DVC_ROOT for every stage, also in the temporary copies of `dvc exp run
+    --temp` and `--queue`; outside DVC, a copy under .dvc/tmp/exps still finds the workspace that holds it."""
     main = tmp_path / "project"
     inside = main / ".dvc/tmp/exps/tmpk2j3/sub"
     inside.mkdir(parents=True)
-    assert workspace_root(inside) == main.resolve()
-    assert workspace_root(main) == main.resolve()
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.chdir(inside.parent)
+    for variable in ("MLFLOW_TRACKING_URI", "DVC_ROOT"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(inside)
+    assert workspace_root() == main.resolve()
     assert tracking_uri() == f"sqlite:///{main.resolve() / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DVC_ROOT", str(main))
+    assert tracking_uri() == f"sqlite:///{main / 'mlflow.db'}"
 
 
 def test_untracked_code_counts_as_dirty(tmp_path, monkeypatch):

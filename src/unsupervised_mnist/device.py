@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from unsupervised_mnist.errors import TrainingError
+from unsupervised_mnist.errors import ParamsError
 
 # CPU flags of bf16 matrix units that oneDNN uses under autocast (Linux names them in /proc/cpuinfo).
 BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}
@@ -22,7 +22,7 @@ BF16_CPU_FLAGS = {"amx_bf16", "avx512_bf16"}
 def select_device(choice: str) -> torch.device:
     """`train.device`: auto picks CUDA when present."""
     if choice == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("params.yaml: train.device='cuda' but no CUDA device is available (use auto or cpu)")
+        raise ParamsError("params.yaml: train.device='cuda' but no CUDA device is available (use auto or cpu)")
     if choice == "auto":
         choice = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(choice)

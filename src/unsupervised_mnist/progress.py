@@ -7,13 +7,14 @@ import time
 
 
 class Progress:
-    def __init__(self, desc: str, total: int):
-        self.desc, self.total, self.done, self.started = desc, total, 0, time.perf_counter()
+    def __init__(self, desc: str, total: int, done: int = 0, unit: str = "step"):
+        """`done` steps are behind already (a resumed training run)."""
+        self.desc, self.total, self.done, self.started = desc, total, done, time.perf_counter()
         self.bar = None
         if sys.stdout.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="step")
+            self.bar = tqdm(total=total, initial=done, desc=desc, unit=unit)
 
     def step(self, text: str) -> None:
         """Say that the step described by `text` is done."""

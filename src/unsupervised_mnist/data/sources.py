@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unsupervised_mnist.config import DataParams
+from unsupervised_mnist.config import Section
 from unsupervised_mnist.data.idx import encode_idx, read_pair
 from unsupervised_mnist.errors import DataError
 from unsupervised_mnist.io import read_json, sha256_file, write_bytes, write_json
@@ -128,7 +128,7 @@ def download(source: str, base_url: str | None, dest: Path) -> None:
             )
 
 
-def load_source(params: DataParams) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
+def load_source(params: Section) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], str]:
     """The source's splits and a description of where they came from."""
     if params.source == "mnist5k":
         path = mnist5k_csv()
@@ -143,7 +143,7 @@ def load_source(params: DataParams) -> tuple[dict[str, tuple[np.ndarray, np.ndar
         return read_idx_folder(Path(tmp)), params.url or MIRRORS[params.source][0]
 
 
-def materialise(params: DataParams, out_dir: Path) -> dict:
+def materialise(params: Section, out_dir: Path) -> dict:
     """Write the source as uncompressed IDX files plus checksums.json into `out_dir`."""
     splits, origin = load_source(params)
     staging = out_dir.with_name(f".{out_dir.name}.staging")

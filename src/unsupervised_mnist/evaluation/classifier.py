@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from unsupervised_mnist.config import ClassifierParams, Params
+from unsupervised_mnist.config import Params, Section
 from unsupervised_mnist.data.augment import random_affine
 from unsupervised_mnist.data.dataset import Split
 from unsupervised_mnist.device import autocast_for
@@ -56,7 +56,7 @@ class Classifier(nn.Module):
         return self.head(self.body(x))
 
 
-def build_classifier(p: ClassifierParams) -> Classifier:
+def build_classifier(p: Section) -> Classifier:
     return Classifier(tuple(p.channels), p.dropout)
 
 
@@ -71,7 +71,7 @@ def features_and_probs(model: Classifier, x: torch.Tensor, batch: int = 1000) ->
     return torch.cat(feats).cpu(), torch.cat(probs).cpu()
 
 
-def train_classifier(train: Split, p: ClassifierParams, batch_size: int, seed: int, device: torch.device,
+def train_classifier(train: Split, p: Section, batch_size: int, seed: int, device: torch.device,
                      autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> Classifier:
     """Supervised training with the engine's habits: data on the device, seeded permutations and
     augmentation, losses summed on the device and read once per epoch. `autocast`: bf16 for the training

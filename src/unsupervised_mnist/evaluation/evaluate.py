@@ -89,6 +89,52 @@ def draw_samples(name: str, rep, n: int, train_codes: torch.Tensor, seed: int, d
     return batched(rep.decode, z.float(), device)
 
 
+def code_metrics(rep, params: Params, splits: dict[str, Split], device) -> tuple[dict[str, float], dict]:
+    """k-means (and the manifold step) on the codes of every labelled split; the second codes a model has (the
+    GAN's discriminator features, the AE's DEC clustering code) too. Returns the metrics and the codes."""
+    codes = {split_name: batched(rep.encode, split.clean, device).numpy() for split_name, split in splits.items()}
+    labels = {split_name: split.labels.numpy() for split_name, split in splits.items() if split_name != "train"}
+    metrics = clustering_metrics(codes, labels, params)
+    if hasattr(rep, "features") and "test" in labels:  # the GAN's discriminator features: a second code
+        # Plain k-means on the test features only: a second UMAP costs a stage about 6 s, for a code nobody
+        # selects on.
+        features = {"test": batched(rep.features, splits["test"].clean, device).numpy()}
+        metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_", manifold=False)
+    if hasattr(rep, "cluster_encoder"):  # the AE's clustering code (DEC): what it is for is k-means, not UMAP
+        cluster_codes = {s: batched(rep.cluster_code, splits[s].clean, device).numpy() for s in labels}
+        metrics |= clustering_metrics(cluster_codes, labels, params, "dec_", manifold=False)
+    return metrics, codes
+
+
+def sample_metrics(samples: torch.Tensor, n: int, scored: dict[str, Split], classifier: Classifier,
+                   seed: int) -> dict[str, float]:
+    """FID, KID, classifier score and class shares of `samples` against as many random real images of each split
+    (the first `count` samples where a split has fewer images)."""
+    device = next(classifier.parameters()).device
+    feats, probs = features_and_probs(classifier, samples.to(device))
+    metrics = {}
+    for split_name, split in scored.items():
+        count = min(n, len(split))
+        rows = torch.from_numpy(real_rows(len(split), count, derive_seed(seed, "real", split_name)))
+        real_feats, _ = features_and_probs(classifier, split.clean[rows].to(device))
+        quality = sample_quality(feats[:count].numpy(), probs[:count].numpy(), real_feats.numpy())
+        metrics |= {f"{split_name}/{k}": v for k, v in quality.items()}
+    return metrics
+
+
+def likelihood_metrics(rep: VAE, params: Params, scored: dict[str, Split], device) -> dict[str, float]:
+    """The VAE's -ELBO and -IWAE bound per split, in nats per image."""
+    metrics = {}
+    for split_name, split in scored.items():
+        generator = torch_generator(params.seed, "iwae", split_name, device=device)
+        inputs = split.noisy if params.vae.denoising else split.clean
+        bounds = [vae_bounds(rep, inputs[i:i + 100].to(device), split.clean[i:i + 100].to(device),
+                             params.evaluate.iwae_k, generator) for i in range(0, len(split), 100)]
+        metrics[f"{split_name}/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
+        metrics[f"{split_name}/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
+    return metrics
+
+
 def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Split | None,
              classifier: Classifier) -> tuple[dict[str, float], dict]:
     """Metrics (flat `val/...` and `test/...` keys) and what the figures need. Every setting is chosen
@@ -102,63 +148,22 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
         for split_name, split in scored.items():
             metrics |= reconstruction_metrics(rep, split.clean, split.noisy, device, split_name)
     progress.step("reconstruction of " + " and ".join(f"{len(split)} {s}" for s, split in scored.items()) + " images")
-
-    splits = {"train": train, **scored}
-    codes = {split_name: batched(rep.encode, split.clean, device) for split_name, split in splits.items()}
-    labels = {split_name: split.labels.numpy() for split_name, split in scored.items()}
-    metrics |= clustering_metrics({k: v.numpy() for k, v in codes.items()}, labels, params)
-    if hasattr(rep, "features") and test is not None:  # the GAN's discriminator features: a second code
-        # Plain k-means on the test features only: a second UMAP costs a stage about 6 s, for a code nobody
-        # selects on.
-        features = {"test": batched(rep.features, test.clean, device).numpy()}
-        metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_", manifold=False)
-    if hasattr(rep, "cluster_encoder"):  # the AE's clustering code (DEC): what it is for is k-means, not UMAP
-        cluster_codes = {s: batched(rep.cluster_code, split.clean, device).numpy() for s, split in scored.items()}
-        metrics |= clustering_metrics(cluster_codes, labels, params, "dec_", manifold=False)
+    clustered, codes = code_metrics(rep, params, {"train": train, **scored}, device)
+    metrics |= clustered
     progress.step("k-means on the codes" + (" and a UMAP embedding" if params.evaluate.manifold == "umap" else ""))
-
     # The count of the test comparison and of the classifier stage's real-vs-real reference; the validation
     # split may be smaller: there, as many samples as it has images.
     n = reference_count(params.evaluate.n_samples, len(train), len(list(scored.values())[-1]))
-    train_codes = codes["train"] if name in ("ae", "pca") else None
-    samples = draw_samples(name, rep, n, train_codes, params.seed, device)
+    samples = draw_samples(name, rep, n, torch.from_numpy(codes["train"]) if name in ("ae", "pca") else None,
+                           params.seed, device)
     if samples is not None:
-        cls_device = next(classifier.parameters()).device
-        feats, probs = features_and_probs(classifier, samples.to(cls_device))
-        for split_name, split in scored.items():
-            count = min(n, len(split))
-            rows = torch.from_numpy(real_rows(len(split), count, derive_seed(params.seed, "real", split_name)))
-            real_feats, _ = features_and_probs(classifier, split.clean[rows].to(cls_device))
-            quality = sample_quality(feats[:count].numpy(), probs[:count].numpy(), real_feats.numpy())
-            metrics |= {f"{split_name}/{k}": v for k, v in quality.items()}
+        metrics |= sample_metrics(samples, n, scored, classifier, params.seed)
     progress.step(f"sample quality of {n} samples" if samples is not None else "no samples (no generator)")
-
     if isinstance(rep, VAE):
-        for split_name, split in scored.items():
-            generator = torch_generator(params.seed, "iwae", split_name, device=device)
-            inputs = split.noisy if params.vae.denoising else split.clean
-            bounds = [vae_bounds(rep, inputs[i:i + 100].to(device), split.clean[i:i + 100].to(device),
-                                 params.evaluate.iwae_k, generator) for i in range(0, len(split), 100)]
-            metrics[f"{split_name}/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
-            metrics[f"{split_name}/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
+        metrics |= likelihood_metrics(rep, params, scored, device)
         progress.step(f"ELBO and IWAE bound (K={params.evaluate.iwae_k})")
-
     metrics = {k: round(v, 6) for k, v in sorted(metrics.items())}
-    return metrics, {"codes": codes[list(scored)[-1]].numpy(), "samples": samples}
-
-
-# The numbers a reader compares across representations and commits: `dvc metrics show` lists these
-# (metrics/eval/<name>.json); every metric, class shares and per-term values included, is in the
-# full results (reports/eval/<name>.json), which the report, MLflow and the registry read.
-COMPARED = ("test/noisy_input_psnr_db", "test/psnr_db", "test/ssim", "test/clean_psnr_db", "test/kmeans_acc",
-            "test/kmeans_nmi", "test/kmeans_ari", "test/manifold_acc", "test/manifold_nmi", "test/dfeat_kmeans_acc",
-            "test/dec_kmeans_acc", "test/fid", "test/kid", "test/classifier_score",
-            "test/neg_elbo", "test/iwae_nll", "val/psnr_db", "val/kmeans_acc", "val/manifold_acc",
-            "val/dec_kmeans_acc", "val/fid", "val/iwae_nll")
-
-
-def compared(metrics: dict[str, float]) -> dict[str, float]:
-    return {key: metrics[key] for key in COMPARED if key in metrics}
+    return metrics, {"codes": codes[list(scored)[-1]], "samples": samples}
 
 
 def evaluated_paths(name: str) -> tuple[Path, Path, Path]:

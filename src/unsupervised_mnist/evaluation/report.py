@@ -6,25 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from unsupervised_mnist.evaluation.headline import COLUMNS
 from unsupervised_mnist.io import read_json, write_bytes
 from unsupervised_mnist.names import REPRESENTATIONS
-
-COLUMNS = {  # metric key -> column title; higher is better unless the title says otherwise
-    "test/psnr_db": "denoise PSNR dB",
-    "test/ssim": "denoise SSIM",
-    "test/recon_mse": "denoise MSE (lower)",
-    "test/clean_psnr_db": "clean PSNR dB",
-    "test/kmeans_acc": "k-means ACC",
-    "test/kmeans_nmi": "k-means NMI",
-    "test/kmeans_ari": "k-means ARI",
-    "test/manifold_acc": "manifold ACC",
-    "test/manifold_nmi": "manifold NMI",
-    "test/fid": "FID (lower)",
-    "test/kid": "KID (lower)",
-    "test/classifier_score": "classifier score",
-    "test/neg_elbo": "-ELBO nats (lower)",
-    "test/iwae_nll": "-IWAE nats (lower)",
-}
 
 
 def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path("reports/eval")) -> pd.DataFrame:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from unsupervised_mnist.config import GateParams
+from unsupervised_mnist.config import Section
 
 
 @dataclass(frozen=True)
@@ -14,7 +14,7 @@ class Decision:
     reason: str
 
 
-def decide(gate: GateParams, value: float, champion_value: float | None, champion_version: str | None,
+def decide(gate: Section, value: float, champion_value: float | None, champion_version: str | None,
            version: str) -> Decision:
     """Promote `version` (scoring `value` on `gate.metric`) over the current champion, or say why not."""
     better = (lambda a, b: a >= b) if gate.goal == "max" else (lambda a, b: a <= b)

@@ -1,22 +1,26 @@
-"""One MLflow run per model per pipeline execution: `train@M` opens it and logs params, tags, the data
-it saw and each epoch's metrics as the epoch ends; `register` adds the test metrics and figures of
-`evaluate@M` to the same run, found through the small file `models/M.run.json` that the train stage
-writes. Baselines (pca, pixels) get a run of their own there. Nothing is logged when tracking is off.
+"""MLflow runs, training-time: where runs go, and one run per model per pipeline execution.
 
-Tags: MLflow's own context tags (`mlflow.source.git.commit`, `mlflow.source.name`, `mlflow.source.type`,
-`mlflow.user`), and ours: `git_dirty`, `params_hash`, `data_source`, `stage`, `model`,
-`pipeline_execution` (shared by the runs of one `dvc repro` or `dvc exp run`: group by it in the UI)
-and `dvc_experiment` (the experiment's name under `dvc exp run`).
+Where: MLFLOW_TRACKING_URI, else a SQLite store at the root of the main workspace, which DVC names in
+DVC_ROOT for every stage, also in the temporary copies of `dvc exp run --temp` and `--queue` (outside DVC:
+the working directory). `train@M` opens its run before training (a dead server stops the stage in seconds),
+logs params, tags, the data it saw and each epoch's metrics as the epoch ends, and ends the run when the
+training ends. `register` later logs each evaluation into that run (found through models/M.run.json)
+without reopening it; a representation without a training run in this store (the baselines, or any after
+a change of store) gets a run of its own, found again on a rerun by its `run_key` tag, so none is doubled.
+
+Tags: MLflow fills its own (git commit, source, user); ours are `git_dirty`, `params_hash`, `data_source`,
+`stage`, `model`, `run_key`, `pipeline_execution` (one per `dvc repro` or `dvc exp run`: group by it in the
+UI) and `dvc_experiment`. The client API throughout; fluent calls only where MLflow has no other (system
+metrics, which sample an active run).
 """
 
 from __future__ import annotations
 
 import contextlib
-import getpass
+import hashlib
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,39 +28,83 @@ from pathlib import Path
 from typing import Any
 
 from unsupervised_mnist.config import Params
+from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.io import read_json, sha256_file, write_json
 from unsupervised_mnist.names import MODEL_NAMES
-from unsupervised_mnist.tracking.connection import connect, is_enabled, tracking_uri
 
+SWITCH_ENV = "UMNIST_MLFLOW"  # "off" turns tracking off whatever params.yaml says
+PIPELINE_ENV = "UMNIST_PIPELINE_RUN"  # set it to group runs yourself (CI: the workflow run's id)
 CODE_PATHS = ("src", "pipeline", "params.yaml", "dvc.yaml")  # what shapes a run; outputs are left out
 SPLITS = ("train", "val", "test")
-RUN_CONDITIONS = ("device", "precision", "threads", "processes", "torch")  # run tags: what its bytes depend on
-PIPELINE_ENV = "UMNIST_PIPELINE_RUN"  # set it to group runs yourself (CI: the workflow run's id)
+# MLflow 3's UI opens an experiment of this kind on its training-runs table, not on the GenAI pages.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
 
 
-def run_file(name: str) -> Path:
-    return Path(f"models/{name}.run.json")
+class TrackingError(UserError):
+    """The tracking server or store cannot be used."""
 
 
-def flat_params(params: Params) -> dict[str, str]:
-    """`ae.lr`-style keys, values as text: every run carries every knob, so the UI can diff them."""
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for key, value in node.items():
-                walk(f"{prefix}{key}.", value)
-        else:
-            flat[prefix[:-1]] = str(node)
-
-    walk("", params.to_dict())
-    return flat
+# ---------------------------------------------------------------- the store
+def is_enabled(params: Params) -> bool:
+    return params.mlflow.enabled and os.environ.get(SWITCH_ENV, "on").lower() not in ("off", "0", "false")
 
 
+def workspace_root() -> Path:
+    """The main workspace: DVC_ROOT under DVC; outside it, the working directory, or the workspace holding the
+    temporary experiment copy (`.dvc/tmp/exps/...`) it is in."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"])
+    cwd = Path.cwd().resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd
+
+
+def tracking_uri() -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{workspace_root() / 'mlflow.db'}"
+
+
+def connect(params: Params) -> tuple[Any, str]:
+    """An MlflowClient on the tracking URI and the project's experiment id (created if new). A server that does
+    not answer fails the first request within seconds: MLflow's own retry and timeout settings, kept short."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    try:
+        import mlflow
+    except ImportError:
+        raise TrackingError("mlflow is not installed: pip install -e . (or set UMNIST_MLFLOW=off)") from None
+    uri = tracking_uri()
+    try:
+        mlflow.set_tracking_uri(uri)  # for the fluent calls MLflow has no client form of (log_model)
+        mlflow.set_registry_uri(uri)
+        client = mlflow.MlflowClient(uri, uri)
+        experiment = client.get_experiment_by_name(params.mlflow.experiment)
+        if experiment is None:  # the default store keeps its artifacts beside it, whichever copy runs first
+            location = (workspace_root() / "mlruns").as_uri() if "MLFLOW_TRACKING_URI" not in os.environ else None
+            return client, client.create_experiment(params.mlflow.experiment, location, dict([EXPERIMENT_KIND]))
+    except Exception as exc:  # MLflow raises many types here (MlflowException, requests and driver errors)
+        raise TrackingError(_unusable(uri, exc)) from None
+    if experiment.lifecycle_stage != "active":
+        raise TrackingError(f"MLflow experiment {params.mlflow.experiment!r} at {uri} is deleted: restore it "
+                            "or choose another mlflow.experiment in params.yaml")
+    return client, experiment.experiment_id
+
+
+def _unusable(uri: str, exc: Exception) -> str:
+    detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    if uri.startswith(("http://", "https://")):
+        return (f"MLflow tracking server {uri} is unreachable or refused the request ({detail}); start it, "
+                "check MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, or set UMNIST_MLFLOW=off")
+    return (f"MLFLOW_TRACKING_URI={uri!r}: MLflow cannot use this tracking URI ({detail}); use sqlite:///PATH, "
+            "postgresql+psycopg://..., http(s)://HOST:PORT, or unset it")
+
+
+# ---------------------------------------------------------------- what a run carries
 def git_state() -> tuple[str, bool]:
-    """(commit, dirty): dirty when the code or params differ from that commit, an untracked (not
-    ignored) file among them included. The pipeline's own outputs (metrics/, reports/) are left out:
-    writing them must not make a run look dirty."""
+    """(commit, dirty): dirty when the code or params differ from that commit, untracked (not ignored) files
+    among them included. The pipeline's own outputs (metrics/, reports/) are left out."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
@@ -67,63 +115,76 @@ def git_state() -> tuple[str, bool]:
 
 
 def pipeline_execution() -> str:
-    """One id for every stage of one `dvc repro` / `dvc exp run`: $UMNIST_PIPELINE_RUN if set, else the
-    `dvc` process that runs this stage (its pid and start time; with the experiment's name under
-    `dvc exp run`, since a queue worker runs several), else this process alone."""
+    """One id for every stage of one `dvc repro` / `dvc exp run`: $UMNIST_PIPELINE_RUN if set, else the `dvc`
+    process that runs this stage (pid and start time; with the experiment's name under `dvc exp run`, since a
+    queue worker runs several), else this process alone."""
     if os.environ.get(PIPELINE_ENV):
         return os.environ[PIPELINE_ENV]
     import psutil
 
     for process in psutil.Process().parents():
-        try:
-            command = process.cmdline()
-        except psutil.Error:
-            continue
-        if any(Path(part).name == "dvc" for part in command[:2]):
-            experiment = os.environ.get("DVC_EXP_NAME")
-            return f"{experiment + '@' if experiment else ''}dvc-{process.pid}-{int(process.create_time())}"
+        with contextlib.suppress(psutil.Error):
+            if any(Path(part).name == "dvc" for part in process.cmdline()[:2]):
+                experiment = os.environ.get("DVC_EXP_NAME")
+                return f"{experiment + '@' if experiment else ''}dvc-{process.pid}-{int(process.create_time())}"
     return f"process-{os.getpid()}-{int(time.time())}"
 
 
-def run_tags(params: Params, name: str, stage: str) -> dict[str, str]:
-    from mlflow.utils.mlflow_tags import MLFLOW_GIT_COMMIT, MLFLOW_SOURCE_NAME, MLFLOW_SOURCE_TYPE, MLFLOW_USER
+def data_checksum(prepared_dir: Path = Path("data/prepared")) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(prepared_dir.glob("*.npz")):
+        digest.update(f"{path.name}:{sha256_file(path)}\n".encode())
+    return digest.hexdigest()[:16]
 
-    commit, dirty = git_state()
-    tags = {MLFLOW_GIT_COMMIT: commit, MLFLOW_SOURCE_NAME: f"pipeline/{Path(sys.argv[0]).name}",
-            MLFLOW_SOURCE_TYPE: "LOCAL", MLFLOW_USER: getpass.getuser(), "git_dirty": str(dirty).lower(),
-            "params_hash": params.params_hash(), "data_source": params.data.source, "stage": stage, "model": name,
+
+def run_key(params: Params, name: str) -> str:
+    """What makes a run the same run: the representation, all the params, the data and the code's commit."""
+    text = json.dumps([name, params.params_hash(), data_checksum(), git_state()[0]])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def flat_params(node: Any, prefix: str = "") -> dict[str, str]:
+    """`ae.lr`-style keys, values as text: every run carries every knob, so the UI can diff them."""
+    if isinstance(node, dict):
+        return {k: v for key, value in node.items() for k, v in flat_params(value, f"{prefix}{key}.").items()}
+    return {prefix[:-1]: str(node)}
+
+
+def run_tags(params: Params, name: str, stage: str) -> dict[str, str]:
+    """MLflow's own context tags (resolved as its fluent API would) and ours."""
+    from mlflow.tracking.context.registry import resolve_tags
+
+    tags = {"git_dirty": str(git_state()[1]).lower(), "params_hash": params.params_hash(), "model": name,
+            "data_source": params.data.source, "stage": stage, "run_key": run_key(params, name),
             "pipeline_execution": pipeline_execution(), "mlflow.note.content": f"{stage} of `{name}`"}
     if os.environ.get("DVC_EXP_NAME"):
         tags["dvc_experiment"] = os.environ["DVC_EXP_NAME"]
-    return tags
+    return resolve_tags(tags)
 
 
 def dataset_inputs(params: Params, prepared_dir: Path) -> list:
-    """One MLflow dataset per prepared split: named after the data source, digest = the first 16 hex
-    digits of the split file's sha256, context train / val / test."""
+    """One MLflow dataset per prepared split: named after the data source, digest = the first 16 hex digits
+    of the split file's sha256, context train / val / test."""
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    inputs = []
-    for split in SPLITS:
-        path = prepared_dir / f"{split}.npz"
-        if not path.is_file():
-            continue
-        dataset = Dataset(name=params.data.source, digest=sha256_file(path)[:16], source_type="local",
-                          source=json.dumps({"uri": str(path.resolve())}),
-                          profile=json.dumps({"split": split, "noise": f"{params.noise.kind} {params.noise.level:g}"}))
-        inputs.append(DatasetInput(dataset, tags=[InputTag(MLFLOW_DATASET_CONTEXT, split)]))
-    return inputs
+    noise = f"{params.noise.kind} {params.noise.level:g}"
+    return [DatasetInput(Dataset(name=params.data.source, digest=sha256_file(path)[:16], source_type="local",
+                                 source=json.dumps({"uri": str(path.resolve())}),
+                                 profile=json.dumps({"split": split, "noise": noise})),
+                         tags=[InputTag(MLFLOW_DATASET_CONTEXT, split)])
+            for split in SPLITS if (path := prepared_dir / f"{split}.npz").is_file()]
 
 
+# ---------------------------------------------------------------- a run
 @dataclass(frozen=True)
 class TrackedRun:
     client: Any
     run_id: str
 
-    def log_metrics(self, values: dict[str, float], step: int, **links: str) -> None:
-        """Metrics at `step`, stamped now (so the UI's wall-time axis is real); `links` (model_id,
-        dataset_name, dataset_digest) tie them to a logged model and a dataset."""
+    def log_metrics(self, values: dict[str, float], step: int = 0, **links: str) -> None:
+        """Metrics at `step`, stamped now (the UI's wall-time axis is real); `links` (model_id, dataset_name,
+        dataset_digest) tie them to a logged model and a dataset."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
@@ -133,29 +194,24 @@ class TrackedRun:
         self.log_metrics({k: v for k, v in row.items() if k != "epoch"}, int(row["epoch"]))
 
 
-def new_run(client: Any, experiment_id: str, params: Params, name: str, stage: str,
-            prepared_dir: Path = Path("data/prepared")) -> TrackedRun:
+def new_run(client: Any, experiment_id: str, params: Params, name: str, stage: str) -> TrackedRun:
     from mlflow.entities import Param
 
     run = client.create_run(experiment_id, run_name=name, tags=run_tags(params, name, stage))
-    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat_params(params).items()])
-    client.log_inputs(run.info.run_id, datasets=dataset_inputs(params, prepared_dir))
+    client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat_params(params.to_dict()).items()])
+    client.log_inputs(run.info.run_id, datasets=dataset_inputs(params, Path("data/prepared")))
     return TrackedRun(client, run.info.run_id)
 
 
-# ---------------------------------------------------------------- train@M
 def start_training_run(params: Params, name: str) -> TrackedRun | None:
-    """Open the run before training, so a dead server stops the stage before minutes of work."""
-    if not is_enabled(params):
-        return None
-    client, experiment_id = connect(params)
-    return new_run(client, experiment_id, params, name, f"train@{name}")
+    """Open the run before training, so that a dead server stops the stage before minutes of work."""
+    return new_run(*connect(params), params, name, f"train@{name}") if is_enabled(params) else None
 
 
 @contextlib.contextmanager
 def system_metrics(params: Params, run: TrackedRun | None) -> Iterator[None]:
-    """With `mlflow.system_metrics: true`, MLflow samples CPU, GPU and memory into the run while the
-    block runs (its monitor needs the run active in the fluent API)."""
+    """With `mlflow.system_metrics: true`, MLflow samples CPU, GPU (nvidia-ml-py, the `gpu` extra) and memory
+    into the run while the block runs; its monitor samples the active run, hence the fluent call."""
     if run is None or not params.mlflow.system_metrics:
         yield
         return
@@ -167,68 +223,58 @@ def system_metrics(params: Params, run: TrackedRun | None) -> Iterator[None]:
 
 def finish_training_run(run: TrackedRun | None, artifacts: list[Path], timing: dict[str, Any],
                         *, failed: bool = False) -> None:
-    """End the run when its training ends: the training's timing as `timing/*` metrics (wall time varies: a run
-    metric, never a DVC metric), where it ran as tags (`device`, `precision`, `threads`, `torch`), the artifacts."""
+    """End the run when its training ends: the timing as `timing/*` metrics (wall time varies: a run metric,
+    never a DVC metric), where it ran as tags, the artifacts, the status."""
     if run is None:
         return
-    from mlflow.entities import Metric, RunTag
+    from mlflow.entities import RunTag
 
-    now = int(time.time() * 1000)
-    run.client.log_batch(run.run_id, metrics=[Metric(f"timing/{k}", float(v), now, 0) for k, v in timing.items()
-                                              if isinstance(v, int | float)],
-                         tags=[RunTag(k, str(v)) for k, v in timing.items() if k in RUN_CONDITIONS])
+    run.log_metrics({f"timing/{k}": v for k, v in timing.items() if isinstance(v, int | float)})
+    conditions = ("device", "precision", "threads", "processes", "torch")  # what its exact bytes depend on
+    run.client.log_batch(run.run_id, tags=[RunTag(k, str(v)) for k, v in timing.items() if k in conditions])
     for path in artifacts:
-        if path.is_file():
-            run.client.log_artifact(run.run_id, str(path), "train")
+        run.client.log_artifact(run.run_id, str(path), "train")
     run.client.set_terminated(run.run_id, "FAILED" if failed else "FINISHED")
 
 
+def run_file(name: str) -> Path:
+    return Path(f"models/{name}.run.json")
+
+
 def write_run_file(path: Path, run: TrackedRun | None) -> None:
-    """A DVC output of train@M: evaluate@M logs into the run it names (None when tracking is off)."""
+    """A DVC output of train@M: `register` logs M's evaluation into the run it names (null: tracking off)."""
     write_json(path, {"run_id": run.run_id if run else None, "tracking_uri": tracking_uri() if run else None})
 
 
-def _known_run(client: Any, path: Path) -> str | None:
-    """The run named in `path`, if it exists in this store (the store may have changed since training)."""
-    if not path.is_file():
-        return None
-    run_id = read_json(path).get("run_id")
-    if not run_id:
-        return None
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        return None
-    return run_id if run.info.lifecycle_stage == "active" else None
-
-
-def training_run(params: Params, name: str, client: Any, experiment_id: str, stage: str) -> TrackedRun:
-    """The model's training run, or a fresh run named after it when this store has never seen it."""
-    run_id = _known_run(client, run_file(name))
-    if run_id is None:
-        print(f"mlflow: no run of {run_file(name)} in {tracking_uri()}: logging to a new run named {name!r}")
-        return new_run(client, experiment_id, params, name, stage)
-    return TrackedRun(client, run_id)
-
-
 # ---------------------------------------------------------------- evaluations (logged by `register`)
+def find_run(client: Any, experiment_id: str, params: Params, name: str) -> str | None:
+    """M's training run if this store has it, else the run a `register` logged before for the same
+    representation, params, data and code (its `run_key`)."""
+    path = run_file(name)
+    run_id = read_json(path).get("run_id") if name in MODEL_NAMES and path.is_file() else None
+    if run_id:
+        from mlflow.exceptions import MlflowException
+
+        with contextlib.suppress(MlflowException):
+            if client.get_run(run_id).info.lifecycle_stage == "active":
+                return run_id
+    found = client.search_runs([experiment_id], f"tags.run_key = '{run_key(params, name)}'", max_results=1)
+    return found[0].info.run_id if found else None
+
+
 def log_evaluations(params: Params, client: Any, experiment_id: str,
                     evaluations: dict[str, tuple[dict[str, float], list[Path]]]) -> dict[str, str]:
-    """Each representation's test metrics (step 0) and figures: a model's into its training run, a
-    baseline's (pca, pixels: no training) into a run of its own. One connection for all of them, in the
-    `register` stage, rather than one MLflow start-up per evaluate stage. Returns name -> run id."""
+    """Each representation's test metrics (step 0) and figures, into its run: name -> run id. A training run
+    stays as training left it (its duration is the training's); a run made here ends here."""
     run_ids = {}
     for name, (metrics, figures) in evaluations.items():
+        run_id = find_run(client, experiment_id, params, name)
         stage = f"evaluate@{name}" if name in MODEL_NAMES else "baselines"
-        if name in MODEL_NAMES:
-            run = training_run(params, name, client, experiment_id, stage)
-        else:
-            run = new_run(client, experiment_id, params, name, stage)
-        run.log_metrics(metrics, 0)
+        run = TrackedRun(client, run_id) if run_id else new_run(client, experiment_id, params, name, stage)
+        run.log_metrics(metrics)
         for path in figures:
             client.log_artifact(run.run_id, str(path), "eval")
-        client.set_terminated(run.run_id, "FINISHED")
+        if run_id is None:
+            client.set_terminated(run.run_id, "FINISHED")
         run_ids[name] = run.run_id
     return run_ids

@@ -14,7 +14,6 @@ images across the ranks; the epoch's means are averaged over the ranks in the sa
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from unsupervised_mnist.data.augment import random_affine
 from unsupervised_mnist.data.noise import add_noise
 from unsupervised_mnist.errors import TrainingError
 from unsupervised_mnist.io import atomic_path
+from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import torch_generator
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS, World, max_over_ranks, mean_over_ranks
 from unsupervised_mnist.training.objectives import Objective
@@ -162,11 +162,7 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
     if first > 1:
         log(f"{spec.name}: resuming from {spec.checkpoint} after epoch {first - 1}")
     objective.model.train()
-    progress = None
-    if sys.stdout.isatty() and spec.world.is_main:
-        from tqdm import tqdm
-
-        progress = tqdm(total=spec.epochs, initial=first - 1, desc=spec.name, unit="epoch")
+    progress = Progress(spec.name, spec.epochs, done=first - 1, unit="epoch") if spec.world.is_main else None
     for epoch in range(first, spec.epochs + 1):
         started = time.perf_counter()
         train_means, bad_step = run_epoch(objective, train_clean, spec, epoch)
@@ -184,16 +180,9 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
         row = {"epoch": epoch, **{k: round(v, 6) for k, v in zip(keys, values[1:])}}
         result.history.append(row)
         _save_state(spec, objective, epoch, result.history)
-        seconds = time.perf_counter() - started
-        result.seconds.append(seconds)
-        shown = "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch")
+        result.seconds.append(time.perf_counter() - started)
         if progress is not None:
-            progress.set_postfix_str(shown)
-            progress.update(1)
-        elif spec.world.is_main:
-            log(f"{spec.name} epoch {epoch}/{spec.epochs}  {shown}  ({seconds:.1f} s)")
+            progress.step("  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
         if on_epoch is not None:
             on_epoch(row)
-    if progress is not None:
-        progress.close()
     return result

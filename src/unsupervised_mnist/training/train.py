@@ -73,25 +73,45 @@ def total_epochs(name: str, params: Params) -> int:
     return getattr(params, name).epochs
 
 
+def global_batch(name: str, params: Params, world: World) -> int:
+    """The model's batch (its own, else train.batch_size): the global one, split evenly over the processes."""
+    section = getattr(params, name)
+    batch_size, key = ((section.batch_size, f"{name}.batch_size") if section.batch_size
+                       else (params.train.batch_size, "train.batch_size"))
+    if batch_size % world.world_size:
+        raise ParamsError(f"params.yaml: {key}={batch_size} must be divisible by the "
+                          f"{world.world_size} training processes (it is the global batch)")
+    return batch_size
+
+
+def fit_spec(name: str, params: Params, world: World, checkpoint: Path) -> FitSpec:
+    section = getattr(params, name)
+    return FitSpec(name=name, epochs=total_epochs(name, params), batch_size=global_batch(name, params, world),
+                   seed=params.seed, noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
+                   schedule=section.schedule, warmup_epochs=section.warmup_epochs, schedule_epochs=section.epochs,
+                   shift=section.augment.shift, rotate=section.augment.rotate, checkpoint=checkpoint)
+
+
+def write_outputs(outputs: Outputs, name: str, model: torch.nn.Module, config: dict, history: list[dict]) -> None:
+    save_checkpoint(outputs.model, name, model, config)
+    final = history[-1]
+    # The numbers compared across runs (`dvc metrics show`); every loss of every epoch is in the curves CSV.
+    write_json(outputs.metrics, {"epochs": final["epoch"], **{k: final[k] for k in ("val/loss", "val/recon_mse")
+                                                              if k in final}})
+    write_bytes(outputs.curves, curves_csv(history))
+
+
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
                 checkpoint_dir: Path = CHECKPOINT_DIR, world: World | None = None,
                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> Trained:
     """Train `name` ('ae', 'vae' or 'gan'): its history (a row per epoch) and timing. Under torchrun every
     rank trains its shard and only rank 0 writes the outputs."""
-    outputs = outputs or Outputs.for_model(name)
-    section = getattr(params, name)
     world = world or world_from_env()
-    batch_size, batch_key = ((section.batch_size, f"{name}.batch_size") if section.batch_size
-                             else (params.train.batch_size, "train.batch_size"))
-    if batch_size % world.world_size:
-        raise ParamsError(f"params.yaml: {batch_key}={batch_size} must be divisible by the "
-                          f"{world.world_size} training processes (it is the global batch)")
+    spec = fit_spec(name, params, world,
+                    checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt")
     device = setup(world, select_device(params.train.device))
     make_deterministic(device, params.train.threads)
-
     train, val = load_split("train", prepared_dir), load_split("val", prepared_dir)
-    train_clean = train.clean.to(device)
-    val_clean, val_noisy = val.clean.to(device), val.noisy.to(device)
 
     torch.manual_seed(derive_seed(params.seed, "init", name))  # weights are drawn on the CPU: same on any device
     config = model_config(name, params)
@@ -100,26 +120,12 @@ def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR,
         for child in model.children():
             child.compile()  # in place: the state_dict keeps its keys
     objective = make_objective(name, model, params, device, world)
-
-    spec = FitSpec(
-        name=name, epochs=total_epochs(name, params), batch_size=batch_size, seed=params.seed,
-        noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
-        schedule=section.schedule, warmup_epochs=section.warmup_epochs, schedule_epochs=section.epochs,
-        shift=section.augment.shift, rotate=section.augment.rotate,
-        checkpoint=checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt",
-    )
-    result = fit(objective, train_clean, val_clean, val_noisy, spec, on_epoch=on_epoch if world.is_main else None)
+    result = fit(objective, train.clean.to(device), val.clean.to(device), val.noisy.to(device), spec,
+                 on_epoch=on_epoch if world.is_main else None)
     train_s = sum(result.seconds)
     timing = {**run_conditions(params, device, world), "epochs_run": len(result.seconds), "train_s": round(train_s, 2),
               "images_per_s": round(len(train) * len(result.seconds) / max(train_s, 1e-9), 1)}
-    if not world.is_main:
-        return Trained(result.history, timing)
-
-    save_checkpoint(outputs.model, name, model, config)
-    final = result.history[-1]
-    # The numbers compared across runs (`dvc metrics show`); every loss of every epoch is in the curves CSV.
-    write_json(outputs.metrics, {"epochs": final["epoch"], **{k: final[k] for k in ("val/loss", "val/recon_mse")
-                                                              if k in final}})
-    write_bytes(outputs.curves, curves_csv(result.history))
-    spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
+    if world.is_main:
+        write_outputs(outputs or Outputs.for_model(name), name, model, config, result.history)
+        spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
     return Trained(result.history, timing)
