@@ -143,12 +143,13 @@ def main() -> None:
         opt.step()
         return loss.item()
 
-    ae = lambda: AutoEncoder(params.latent_dim, "conv", params.ae.hidden, params.ae.channels)  # noqa: E731
+    # The pipeline's denoiser (its DEC clustering code is a later phase of other epochs: not timed here).
+    ae = lambda: AutoEncoder(params.latent_dim, "conv", params.ae.hidden, params.ae.channels, params.ae.fc)  # noqa: E731
+    denoiser_only = lambda p: parse_params(set_overrides(params.to_dict(), [f"train.precision={p}", "ae.dec.epochs=0"]))  # noqa: E731
     cases = [
         ("mlp-vae 784-400-20", ExamplesVAE, vae_step, lambda m, p: ExamplesVAEObjective(m, device, p)),
-        (f"conv-ae {params.ae.channels}", ae, ae_step,
-         lambda m, p: AEObjective(m, parse_params(set_overrides(params.to_dict(), [f"train.precision={p}"])),
-                                  device)),
+        (f"conv-ae {params.ae.channels} fc {params.ae.fc}", ae, ae_step,
+         lambda m, p: AEObjective(m, denoiser_only(p), device)),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
