@@ -20,30 +20,22 @@ from pathlib import Path
 import torch
 import yaml
 
-from unsupervised_mnist.config import parse_params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
-from unsupervised_mnist.evaluation.classifier import (
-    Classifier,
-    accuracy,
-    build_classifier,
-    features_and_probs,
-    train_evaluator,
-)
+from unsupervised_mnist.evaluation.baselines import BASELINES
+from unsupervised_mnist.evaluation.classifier import Classifier, accuracy, build_classifier, features_and_probs
 from unsupervised_mnist.evaluation.evaluate import evaluate
+from unsupervised_mnist.evaluation.evaluator import train_evaluator
+from unsupervised_mnist.evaluation.headline import HEADLINE
 from unsupervised_mnist.evaluation.representations import load_representation
 from unsupervised_mnist.evaluation.sample_quality import reference_count
-from unsupervised_mnist.models import load_checkpoint
+from unsupervised_mnist.models.checkpoint import load_checkpoint
+from unsupervised_mnist.models.registry import parse_params, registered
 from unsupervised_mnist.overrides import set_overrides
 from unsupervised_mnist.training.train import Outputs, train_model
 
-SELECTION = {  # what each model is chosen on (validation split)
-    "ae": ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc", "val/dec_kmeans_acc"),
-    "vae": ("val/iwae_nll", "val/neg_elbo", "val/kmeans_acc", "val/manifold_acc"),
-    "gan": ("val/fid", "val/classifier_score", "val/kmeans_acc", "val/manifold_acc"),
-    "pca": ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc"),
-    "pixels": ("val/kmeans_acc", "val/manifold_acc"),
-}
+# What a setting is chosen on: the headline numbers, on the validation split (those a representation has).
+SELECTION = list(dict.fromkeys(key.replace("test/", "val/", 1) for key, *_ in HEADLINE))
 
 
 def test_size(prepared: Path) -> int:
@@ -53,7 +45,7 @@ def test_size(prepared: Path) -> int:
     return data["splits"]["test"]["n"]
 
 
-def evaluator(path: Path | None, train, params, n: int, device) -> Classifier:
+def evaluator(path: Path | None, train, val, params, n: int, device) -> Classifier:
     """The pipeline's evaluator for these params; with --classifier, trained once and kept in that file
     (ablations of one model then share it, as the pipeline's evaluate stages do)."""
     if path is not None and path.exists():
@@ -61,7 +53,7 @@ def evaluator(path: Path | None, train, params, n: int, device) -> Classifier:
         model = build_classifier(params.classifier).to(device)
         model.load_state_dict(state)
         return model.eval()
-    model, _ = train_evaluator(train, params, n, device)
+    model, _ = train_evaluator(train, val, params, n, device)
     if path is not None:
         torch.save(model.state_dict(), path)
     return model
@@ -69,7 +61,7 @@ def evaluator(path: Path | None, train, params, n: int, device) -> Classifier:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("model", choices=[*SELECTION, "classifier"])
+    parser.add_argument("model", choices=[*registered(), *BASELINES, "classifier"])
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--prepared", type=Path, default=Path("data/prepared"))
@@ -84,13 +76,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         history = [{}]
-        if args.model in ("ae", "vae", "gan"):
+        if args.model in registered():
             trained = train_model(args.model, params, prepared_dir=args.prepared,
                                   outputs=Outputs.for_model(args.model, root), checkpoint_dir=root / "checkpoints")
             history = trained.history
         train_s = time.perf_counter() - started
         make_deterministic(device, params.train.threads, training=args.model == "classifier")
-        classifier = evaluator(args.classifier, train, params, n, device)
+        classifier = evaluator(args.classifier, train, val, params, n, device)
         if args.model == "classifier":
             _, probs = features_and_probs(classifier, val.clean.to(device))
             nll = float(torch.nn.functional.nll_loss(probs.clamp_min(1e-12).log(), val.labels))
@@ -109,7 +101,7 @@ def main() -> None:
     losses = {k: v for k, v in history[-1].items() if k in ("train/loss", "val/loss")}  # over/underfitting
     shares = [v for k, v in metrics.items() if k.startswith("val/sample_class_share/")]
     row = {"model": args.model, "set": args.set, "train_s": round(train_s, 1), **losses,
-           **{k: round(metrics[k], 4) for k in SELECTION[args.model] if k in metrics},
+           **{k: round(metrics[k], 4) for k in SELECTION if k in metrics},
            **({"val/class_share_range": [round(min(shares), 3), round(max(shares), 3)]} if shares else {})}
     print(json.dumps(row), flush=True)
 

@@ -21,23 +21,24 @@ from pathlib import Path
 
 import yaml
 
-from unsupervised_mnist.config import parse_params
+from unsupervised_mnist.models.registry import parse_params
 from unsupervised_mnist.overrides import set_overrides
 
 REPO = Path(__file__).resolve().parents[1]
 LEFT_OUT = {"register"}
 
 
-def stage_commands() -> list[tuple[str, list[str]]]:
-    """(DVC's stage name, argv) for every stage of dvc.yaml, in its (topological) order."""
+def stage_commands(params: dict) -> list[tuple[str, list[str]]]:
+    """(DVC's stage name, argv) for every stage of dvc.yaml, in its (topological) order; a foreach stage once
+    per item of the params list it names (`${models}`)."""
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     commands = []
     for name, stage in stages.items():
         if "foreach" in stage:
             items = stage["foreach"]
-            for key, item in (items.items() if isinstance(items, dict) else ((i, i) for i in items)):
-                command = stage["do"]["cmd"].replace("${item}", str(item)).replace("${key}", str(key))
-                commands.append((f"{name}@{key}", command.split()))
+            items = params[items.strip("${}")] if isinstance(items, str) else items
+            for item in items:
+                commands.append((f"{name}@{item}", stage["do"]["cmd"].replace("${item}", str(item)).split()))
         elif name not in LEFT_OUT:
             commands.append((name, stage["cmd"].split()))
     return commands
@@ -58,7 +59,8 @@ def run(workdir: Path, log=print) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
            "UMNIST_MLFLOW": "off", "PYTHONUNBUFFERED": "1"}
     seconds = {}
-    for name, (_python, script, *args) in stage_commands():  # dvc.yaml says "python": this interpreter
+    params = yaml.safe_load((workdir / "params.yaml").read_text())
+    for name, (_python, script, *args) in stage_commands(params):  # dvc.yaml says "python": this interpreter
         started = time.perf_counter()
         with open(workdir / f"{name}.log", "w") as out:
             code = subprocess.run([sys.executable, str(REPO / script), *args], cwd=workdir, env=env, stdout=out,

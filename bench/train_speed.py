@@ -16,6 +16,7 @@ the rounds' ratios, so that a drift of the machine's speed lands on every varian
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import statistics
 import tempfile
@@ -26,16 +27,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unsupervised_mnist.config import load_params, parse_params
 from unsupervised_mnist.data import sources
 from unsupervised_mnist.data.dataset import to_unit
 from unsupervised_mnist.data.idx import encode_idx
 from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
-from unsupervised_mnist.models.ae import AutoEncoder
+from unsupervised_mnist.models.ae import AEObjective, AutoEncoder
+from unsupervised_mnist.models.objective import Objective, adam
+from unsupervised_mnist.models.registry import load_params, parse_params
 from unsupervised_mnist.overrides import set_overrides
-from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.engine import FitSpec, run_epoch
-from unsupervised_mnist.training.objectives import AEObjective, Objective, adam
 
 WARMUP_STEPS = 20
 
@@ -55,25 +55,25 @@ class ExamplesVAE(nn.Module):
         return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
 
 
-def examples_vae_loss(model, x, generator):
+def examples_vae_loss(model, x, generator, amp=contextlib.nullcontext):
+    """Its loss, the forward pass under `amp` (bf16 autocast where the engine runs it) and the loss in fp32
+    outside it: CUDA's autocast refuses binary_cross_entropy on low-precision inputs ("unsafe to autocast")."""
     eps = torch.randn((len(x), 20), generator=generator, device=x.device)
-    recon, mu, logvar = model(x, eps)
+    with amp():
+        recon, mu, logvar = model(x, eps)
+    recon, mu, logvar = recon.float(), mu.float(), logvar.float()
     bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
     return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 class ExamplesVAEObjective(Objective):
     def __init__(self, model, device, precision):
-        super().__init__(model, {"vae": model}, denoising=False, device=device, precision=precision,
-                         world=SINGLE_PROCESS)
+        super().__init__(model, {"vae": model}, denoising=False, device=device, precision=precision)
         self.optimizers = {"vae": adam(model.parameters(), 1e-3, decoupled=False)}  # the engine's optimizer
 
     def train_step(self, clean, noisy, generator, rows):
-        with self.amp():
-            loss = examples_vae_loss(self.model, clean, generator)
-        self.optimizers["vae"].zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizers["vae"].step()
+        loss = examples_vae_loss(self.model, clean, generator, self.amp)
+        self.update("vae", loss)
         return {"loss": loss.detach()}
 
 
@@ -91,7 +91,7 @@ def conventional_epoch(model, step, loader, device, max_steps: int | None = None
 def engine_epoch(objective, images, spec, epoch, max_steps: int | None = None) -> None:
     """One epoch of our engine, its one host->device copy and its one sync included."""
     train_clean = to_unit(images if max_steps is None else images[: max_steps * spec.batch_size])
-    means, _ = run_epoch(objective, train_clean.to(next(objective.model.parameters()).device), spec, epoch)
+    means, _ = run_epoch(objective, train_clean.to(next(objective.model.parameters()).device), spec, epoch, [])
     torch.stack(list(means.values())).tolist()
 
 
@@ -136,7 +136,7 @@ def main() -> None:
         return loss.item()
 
     def ae_step(model, x):
-        logits = model.decode_logits(model.encode(x))
+        logits = model(x)
         loss = F.binary_cross_entropy_with_logits(logits, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -149,7 +149,7 @@ def main() -> None:
     cases = [
         ("mlp-vae 784-400-20", ExamplesVAE, vae_step, lambda m, p: ExamplesVAEObjective(m, device, p)),
         (f"conv-ae {params.ae.channels} fc {params.ae.fc}", ae, ae_step,
-         lambda m, p: AEObjective(m, denoiser_only(p), device)),
+         lambda m, p: (lambda params: AEObjective(m, params, params.ae, device))(denoiser_only(p))),
     ]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

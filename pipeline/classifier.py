@@ -8,7 +8,8 @@ from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import load_split
 from unsupervised_mnist.device import make_deterministic, select_device
-from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs, train_evaluator
+from unsupervised_mnist.evaluation.classifier import accuracy, features_and_probs
+from unsupervised_mnist.evaluation.evaluator import train_evaluator
 from unsupervised_mnist.evaluation.sample_quality import real_rows, reference_count, sample_quality
 from unsupervised_mnist.io import atomic_path, write_json
 from unsupervised_mnist.seeding import derive_seed
@@ -19,7 +20,7 @@ def main(params: Params) -> None:
     make_deterministic(device, params.train.threads)
     train, val, test = load_split("train"), load_split("val"), load_split("test")
     n = reference_count(params.evaluate.n_samples, len(train), len(test))
-    model, held_out = train_evaluator(train, params, n, device)
+    model, held_out = train_evaluator(train, val, params, n, device)
     feats, probs = features_and_probs(model, train.clean[held_out].to(device))
     # The same real test images as every model's FID (evaluation/evaluate.py draws them with this seed).
     test_rows = torch.from_numpy(real_rows(len(test), n, derive_seed(params.seed, "real", "test")))

@@ -9,9 +9,10 @@ from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.errors import DataError
+from unsupervised_mnist.evaluation.baselines import BASELINES
 from unsupervised_mnist.io import read_json, write_json
-from unsupervised_mnist.models import load_checkpoint
-from unsupervised_mnist.names import MODEL_NAMES, REPRESENTATIONS
+from unsupervised_mnist.models.checkpoint import load_checkpoint
+from unsupervised_mnist.models.registry import load_params, spec
 from unsupervised_mnist.tracking.registry import ModelToRegister, gate_report, register_model
 from unsupervised_mnist.tracking.runs import connect, data_checksum, git_state, is_enabled, log_evaluations
 from unsupervised_mnist.tracking.task import task_for
@@ -22,22 +23,27 @@ CLASSIFIER = Path("models/classifier.pt")
 
 
 def to_register(name: str, params: Params, metrics: dict[str, float], images, n_samples: int) -> ModelToRegister:
-    metric = getattr(params.register, name).metric
+    metric = spec(name).gate.metric
     if metric not in metrics:
-        raise DataError(f"params.yaml: register.{name}.metric={metric!r} is not a key of reports/eval/{name}.json "
+        raise DataError(f"models/{name}.py: its gate metric {metric!r} is not a key of reports/eval/{name}.json "
                         f"(have: {', '.join(sorted(k for k in metrics if 'class_share' not in k))})")
     checkpoint = Path(f"models/{name}.pt")
-    task = task_for(params, metric, PREPARED_DIR, CLASSIFIER, n_samples)
-    return ModelToRegister(name, load_checkpoint(checkpoint), checkpoint, metrics, images, task)
+    model = load_checkpoint(checkpoint)
+    task = task_for(params, metric, PREPARED_DIR, CLASSIFIER, n_samples, model.denoising)
+    return ModelToRegister(name, model, checkpoint, metrics, images, task)
+
+
+def evaluation(name: str, stage_name: str) -> tuple[dict[str, float], list[Path], str]:
+    return read_json(f"reports/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")), stage_name
 
 
 def main(params: Params) -> None:
     images = load_split("test").noisy[:16].numpy()
     n_samples = read_json("metrics/classifier.json")["reference_n"]  # the count every FID/KID used
-    evaluations = {name: (read_json(f"reports/eval/{name}.json"), sorted(Path(f"plots/eval/{name}").glob("*.png")))
-                   for name in REPRESENTATIONS}
+    evaluations = {**{name: evaluation(name, f"evaluate@{name}") for name in params.models},
+                   **{name: evaluation(name, "baselines") for name in BASELINES}}
     items = {name: to_register(name, params, evaluations[name][0], images, n_samples)  # every gate metric checked
-             for name in MODEL_NAMES}                                                   # before anything is logged
+             for name in params.models}                                                # before anything is logged
     if is_enabled(params):
         client, experiment_id = connect(params)
         run_ids = log_evaluations(params, client, experiment_id, evaluations)  # the runs first...
@@ -56,4 +62,4 @@ def main(params: Params) -> None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, load_params)

@@ -2,6 +2,7 @@
 
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
+from unsupervised_mnist.evaluation.baselines import BASELINES
 from unsupervised_mnist.evaluation.report import write_report
 
 
@@ -11,7 +12,8 @@ def main(params: Params) -> None:
                 f"epochs), then "
                 f"{'a Gaussian mixture' if e.manifold_clusterer == 'gmm' else 'k-means'}"
                 if e.manifold == "umap" else "off: evaluate.manifold is none")
-    print(write_report(manifold=manifold).to_string(float_format=lambda v: f"{v:.4f}"))
+    table = write_report([*params.models, *BASELINES], manifold=manifold)
+    print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Stage `train@<model>`: python pipeline/train.py {ae,vae,gan}."""
+"""Stage `train@<model>`: python pipeline/train.py MODEL (a registered model; dvc.yaml runs each of `models`)."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ import sys
 from unsupervised_mnist import stage
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.errors import UserError
-from unsupervised_mnist.names import MODEL_NAMES
+from unsupervised_mnist.models.registry import load_params, registered
 from unsupervised_mnist.tracking.runs import (
     finish_training_run,
     run_file,
@@ -19,8 +19,8 @@ from unsupervised_mnist.training.train import Outputs, train_model
 
 
 def main(params: Params) -> dict | None:
-    if len(sys.argv) != 2 or sys.argv[1] not in MODEL_NAMES:
-        raise UserError(f"usage: python pipeline/train.py {{{','.join(MODEL_NAMES)}}}")
+    if len(sys.argv) != 2 or sys.argv[1] not in registered():
+        raise UserError(f"usage: python pipeline/train.py MODEL, MODEL one of {', '.join(registered())}")
     name, world = sys.argv[1], world_from_env()
     if params.train.nproc_per_node > 1 and not world.distributed:
         # The dvc.yaml command stays the same: relaunch this script under torchrun, one process per rank.
@@ -43,4 +43,4 @@ def main(params: Params) -> dict | None:
 
 
 if __name__ == "__main__":
-    stage.run(main)
+    stage.run(main, load_params)

@@ -1,6 +1,7 @@
 """Lineage: every stage's `deps` in dvc.yaml cover exactly the project modules its script imports
-(transitively, lazy imports inside functions included), so a code change reruns what it affects and
-nothing else. Also: imports go down the layers, and pyproject.toml declares every third-party import."""
+(transitively, lazy imports inside functions included; the model registry imports every module of its
+package), so a code change reruns what it affects and nothing else; every param a stage reads is in its
+`params`. Also: imports go down the layers, and pyproject.toml declares every third-party import."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from helpers import REPO
 
 PACKAGE = "unsupervised_mnist"
 SRC = REPO / "src"
+REGISTRY = SRC / PACKAGE / "models/registry.py"  # imports every module of its package (models register on import)
 
 
 # ---------------------------------------------------------------- import closures
@@ -51,6 +53,8 @@ def closure(script: Path, src: Path = SRC) -> set[Path]:
         if path in seen:
             continue
         seen.add(path)
+        if path.name == REGISTRY.name and path.parent.name == REGISTRY.parent.name:
+            todo += sorted(path.parent.glob("*.py"))
         for name in imported_modules(path):
             if name.split(".")[0] != PACKAGE:
                 continue
@@ -62,23 +66,39 @@ def closure(script: Path, src: Path = SRC) -> set[Path]:
     return seen
 
 
-def stage_scripts(dvc_yaml: str) -> dict[str, tuple[Path, list[str]]]:
-    """stage name -> (its script, its deps), for every stage whose command is `python pipeline/X.py`."""
+def stage_scripts(dvc_yaml: str, params: dict | None = None) -> dict[str, tuple[Path, list[str]]]:
+    """stage name -> (its script, its deps), for every stage whose command is `python pipeline/X.py`; a foreach
+    stage once per item (`${models}` from params.yaml)."""
+    params = params or yaml.safe_load((REPO / "params.yaml").read_text())
     stages = {}
     for name, stage in yaml.safe_load(dvc_yaml)["stages"].items():
         body = stage.get("do", stage)
-        match = re.match(r"python (pipeline/\w+\.py)", body["cmd"])
-        assert match, f"stage {name}: command {body['cmd']!r} does not run a pipeline/ script"
-        deps = [d if isinstance(d, str) else next(iter(d)) for d in body.get("deps", [])]
-        stages[name] = (REPO / match.group(1), deps)
+        items = stage.get("foreach")
+        items = params[items[2:-1]] if isinstance(items, str) else items
+        for item in items or [None]:
+            resolved = yaml.safe_load(yaml.safe_dump(body).replace("${item}", str(item)))
+            match = re.match(r"python (pipeline/\w+\.py)", resolved["cmd"])
+            assert match, f"stage {name}: command {resolved['cmd']!r} does not run a pipeline/ script"
+            deps = [d if isinstance(d, str) else next(iter(d)) for d in resolved.get("deps", [])]
+            stages[f"{name}@{item}" if item else name] = (REPO / match.group(1), deps)
     return stages
+
+
+def code_files(deps: list[str]) -> set[str]:
+    """The project's Python files among `deps`, a folder standing for every file in it."""
+    files = set()
+    for dep in deps:
+        if dep.startswith(("src/", "pipeline/")):
+            path = REPO / dep
+            files |= {str(p.relative_to(REPO)) for p in sorted(path.glob("*.py"))} if path.is_dir() else {dep}
+    return files
 
 
 def lineage_problems(dvc_yaml: str) -> list[str]:
     """One line per project file a stage runs but does not depend on, or depends on but never runs."""
     problems = []
     for name, (script, deps) in stage_scripts(dvc_yaml).items():
-        covered = {d for d in deps if d.startswith(("src/", "pipeline/")) and "${" not in d}
+        covered = code_files(deps)
         runs = {str(p.relative_to(REPO)) for p in closure(script)}
         problems += [f"stage {name}: imports {path} but does not depend on it" for path in sorted(runs - covered)]
         problems += [f"stage {name}: depends on {path} but never imports it" for path in sorted(covered - runs)]

@@ -1,14 +1,19 @@
 """params.yaml -> validated, read-only params: `params.ae.lr`, `params.register.gan.floor`.
 
-params.yaml holds every knob and says what each does; no defaults in code. RULES gives each key its type and
-the values it may take (what the models' sections share once: TRAINING, CODER, GATE); `parse_params` stops at
-the first bad key with one line: `params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask`."""
+params.yaml holds every knob and says what each does; no defaults in code. RULES gives each shared key its type
+and the values it may take; each model's section is checked against the rules its own module registers
+(models/registry.py), handed in as `model_rules`. `parse_params` stops at the first bad key with one line:
+`params.yaml: noise.kind='gauss' is not one of gaussian, salt_pepper, mask`.
+
+Params remember which keys were read (`reads()`): what a stage's outputs can depend on, which dvc.yaml must list
+(tests/test_lineage.py). Hashing and logging every value (`to_dict`) is not a read: run identity, not lineage."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,15 +42,11 @@ def between(tp: type, low: float, high: float, open: str = "", nullable: bool = 
 
 
 EPOCHS, COUNT, RATE = between(int, 1, 100000), between(int, 0, 100000), between(float, 0.0, 1.0, "(")
-TRAINING = {  # every trained model: ae, vae, gan
+AUGMENT = {"augment.shift": between(float, 0.0, 14.0), "augment.rotate": between(float, 0.0, 180.0)}
+TRAINING = {  # every model the engine trains (a model's own rules add these)
     "batch_size": between(int, 1, 65536, nullable=True), "epochs": EPOCHS, "lr": RATE,
-    "schedule": one_of("constant", "cosine"), "warmup_epochs": COUNT,
-    "augment.shift": between(float, 0.0, 14.0), "augment.rotate": between(float, 0.0, 180.0)}
-CODER = {  # the autoencoders: ae, vae
-    "arch": one_of("conv", "mlp"), "hidden": between(list, 1, 16384), "channels": between(list, 1, 4096),
-    "fc": between(int, 0, 16384), "denoising": Rule(bool), "weight_decay": between(float, 0.0, 1.0)}
-GATE = {"metric": Rule(str), "goal": one_of("max", "min"), "min_improvement": between(float, 0.0, 1e12),
-        "floor": Rule(float)}
+    "schedule": one_of("constant", "cosine"), "warmup_epochs": COUNT, **AUGMENT}
+GATE = {"min_improvement": between(float, 0.0, 1e12), "floor": Rule(float)}  # per model: register.<model>.*
 
 
 def section(name: str, *groups: dict[str, Rule]) -> dict[str, Rule]:
@@ -62,40 +63,35 @@ RULES: dict[str, Rule] = {
     **section("train", {"device": one_of("auto", "cpu", "cuda"), "compile": Rule(bool),
                         "precision": one_of("auto", "fp32", "bf16"), "batch_size": between(int, 1, 65536),
                         "threads": between(int, 0, 1024), "nproc_per_node": between(int, 1, 1024)}),
-    **section("ae", CODER, {"loss": one_of("bce", "mse", "log_mse")}, TRAINING, {
-        "dec.epochs": COUNT, "dec.clusters": between(int, 2, 1000), "dec.init": one_of("kmeans", "umap"),
-        "dec.lr": RATE, "dec.recon_weight": between(float, 0.0, 1000.0)}),
-    **section("vae", CODER, {"beta": between(float, 0.0, 100.0, "("), "kl_warmup_epochs": COUNT}, TRAINING),
-    **section("gan", {"loss": one_of("ns", "hinge", "wgan-gp"), "channels": between(list, 1, 4096),
-                      "fc": between(int, 0, 16384), "d_lr": RATE, "beta1": between(float, 0.0, 1.0, ")"),
-                      "spectral_norm": Rule(bool), "d_dropout": between(float, 0.0, 1.0, ")"),
-                      "ema": between(float, 0.0, 1.0, ")"), "ema_bn": one_of("copy", "resample"),
-                      "encoder_epochs": COUNT, "gp_weight": between(float, 0.0, 1000.0),
-                      "encoder_weight": between(float, 0.0, 1000.0)}, TRAINING),
     **section("classifier", {"channels": between(list, 1, 4096), "dropout": between(float, 0.0, 1.0, ")"),
-                             "epochs": EPOCHS, "lr": RATE, "weight_decay": between(float, 0.0, 1.0),
-                             "augment.shift": between(float, 0.0, 14.0), "augment.rotate": between(float, 0.0, 180.0)}),
+                             "epochs": EPOCHS, "lr": RATE, "weight_decay": between(float, 0.0, 1.0), **AUGMENT}),
     **section("evaluate", {"kmeans_inits": between(int, 1, 1000), "manifold": one_of("none", "umap"),
                            "manifold_clusterer": one_of("kmeans", "gmm"), "umap_components": between(int, 1, 100),
                            "umap_neighbors": between(int, 2, 1000), "umap_epochs": EPOCHS,
                            "iwae_k": EPOCHS, "n_samples": between(int, 2, 1000000)}),
     **section("mlflow", {"enabled": Rule(bool), "experiment": Rule(str), "model_prefix": Rule(str),
                          "system_metrics": Rule(bool)}),
-    **section("register", section("ae", GATE), section("vae", GATE), section("gan", GATE)),
 }
 
 
 class Section:
     """A section of params.yaml, read-only, its keys as attributes (`params.ae.dec.epochs`)."""
 
-    def __init__(self, values: dict[str, Any]):
-        object.__setattr__(self, "_values", {k: Section(v) if isinstance(v, dict) else v for k, v in values.items()})
+    def __init__(self, values: dict[str, Any], path: str = "", reads: set[str] | None = None):
+        reads = set() if reads is None else reads
+        object.__setattr__(self, "_reads", reads)
+        object.__setattr__(self, "_path", path)
+        object.__setattr__(self, "_values", {k: Section(v, f"{path}{k}.", reads) if isinstance(v, dict) else v
+                                             for k, v in values.items()})
 
     def __getattr__(self, key: str) -> Any:
         try:
-            return self._values[key]
+            value = self._values[key]
         except KeyError:
             raise AttributeError(key) from None
+        if not isinstance(value, Section):
+            self._reads.add(self._path + key)
+        return value
 
     def __setattr__(self, key: str, value: Any) -> None:
         raise AttributeError(f"params are read-only: change params.yaml, not {key}")
@@ -103,11 +99,23 @@ class Section:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_dict()!r})"
 
+    def key(self, name: str) -> str:
+        """The dotted key of `name` in this section, as params.yaml spells it (`ae.dec.init`): for messages."""
+        return self._path + name
+
     def to_dict(self) -> dict[str, Any]:
         return {k: v.to_dict() if isinstance(v, Section) else v for k, v in self._values.items()}
 
 
 class Params(Section):
+    def model(self, name: str) -> Section:
+        """The section of model `name` (one of `models`)."""
+        return getattr(self, name)
+
+    def reads(self) -> set[str]:
+        """Every key read so far, dotted (`train.precision`)."""
+        return set(self._reads)
+
     def _hash(self, *sections: str) -> str:
         wanted = {name: self.to_dict()[name] for name in sections}
         return hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
@@ -122,17 +130,17 @@ class Params(Section):
 
 
 # ---------------------------------------------------------------- checking
-def _flatten(node: Any, prefix: str, origin: str) -> dict[str, Any]:
+def _flatten(node: Any, prefix: str, origin: str, rules: Mapping[str, Rule]) -> dict[str, Any]:
     """Dotted key -> value, refusing unknown keys and sections that are not mappings."""
     if not isinstance(node, dict):
         where = f"{prefix[:-1]} must be a mapping, got {node!r}" if prefix else "expected a mapping at the top level"
         raise ParamsError(f"{origin}: {where}")
-    flat, allowed = {}, list(dict.fromkeys(k[len(prefix):].split(".")[0] for k in RULES if k.startswith(prefix)))
+    flat, allowed = {}, list(dict.fromkeys(k[len(prefix):].split(".")[0] for k in rules if k.startswith(prefix)))
     for key, value in node.items():
         if key not in allowed:
             raise ParamsError(f"{origin}: unknown key {prefix}{key} (allowed: {', '.join(allowed)})")
-        is_leaf = f"{prefix}{key}" in RULES
-        flat |= {f"{prefix}{key}": value} if is_leaf else _flatten(value, f"{prefix}{key}.", origin)
+        is_leaf = f"{prefix}{key}" in rules
+        flat |= {f"{prefix}{key}": value} if is_leaf else _flatten(value, f"{prefix}{key}.", origin, rules)
     return flat
 
 
@@ -168,15 +176,49 @@ def _is(value: Any, tp: type) -> bool:
     return tp is bool if isinstance(value, bool) else isinstance(value, (int, float) if tp is float else tp)
 
 
-def parse_params(mapping: Any, origin: str = PARAMS_FILE) -> Params:
-    flat = _flatten(mapping, "", origin)
-    for key in RULES:
+def _model_names(mapping: dict, origin: str, known: Mapping[str, Any] | None) -> list[str]:
+    """`models`: the trained models, each a registered one (when the registry's rules are at hand)."""
+    names = mapping.get("models")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names) \
+            or len(set(names)) != len(names):
+        raise ParamsError(f"{origin}: models={names!r} must be a non-empty list of distinct model names")
+    unknown = [n for n in names if known is not None and n not in known]
+    if unknown:
+        raise ParamsError(f"{origin}: models: {unknown[0]!r} is not a registered model (registered: "
+                          f"{', '.join(known)})")
+    return names
+
+
+def _model_sections(mapping: dict, origin: str, model_rules: Mapping[str, dict[str, Rule]] | None
+                    ) -> tuple[list[str], dict[str, Rule]]:
+    """The listed models, and the rules of the model sections present: each listed model's section and quality
+    gate (register.<model>) must be there; a registered model left out of `models` may keep its sections,
+    checked all the same. Without `model_rules` (a stage that reads no model section) none is checked or kept."""
+    names = _model_names(mapping, origin, model_rules)
+    if model_rules is None:
+        return names, {}
+    gates = mapping.get("register") if isinstance(mapping.get("register"), dict) else {}
+    present = [n for n in model_rules if n in names or n in mapping or n in gates]
+    rules = {key: rule for name in present for key, rule in section(name, model_rules[name]).items()}
+    return names, rules | section("register", *(section(name, GATE) for name in present))
+
+
+def parse_params(mapping: Any, origin: str = PARAMS_FILE,
+                 model_rules: Mapping[str, dict[str, Rule]] | None = None) -> Params:
+    if not isinstance(mapping, dict):
+        raise ParamsError(f"{origin}: expected a mapping at the top level")
+    names, model_section_rules = _model_sections(mapping, origin, model_rules)
+    rules = RULES | model_section_rules
+    shared = {key.split(".")[0] for key in RULES}
+    kept = {k: v for k, v in mapping.items() if k != "models" and (model_rules is not None or k in shared)}
+    flat = _flatten(kept, "", origin, rules)
+    for key in rules:
         if key not in flat:
             raise ParamsError(f"{origin}: {key} is missing")
-    flat = {key: _checked(key, flat[key], rule, origin) for key, rule in RULES.items()}
+    flat = {key: _checked(key, flat[key], rule, origin) for key, rule in rules.items()}
     if flat["data.source"] == "idx" and not flat["data.path"]:
         raise ParamsError(f"{origin}: data.path is required when data.source='idx' (a folder of IDX files)")
-    tree: dict[str, Any] = {}
+    tree: dict[str, Any] = {"models": list(names)}
     for key, value in flat.items():
         *parents, leaf = key.split(".")
         node = tree
@@ -186,7 +228,7 @@ def parse_params(mapping: Any, origin: str = PARAMS_FILE) -> Params:
     return Params(tree)
 
 
-def load_params(path: str | Path = PARAMS_FILE) -> Params:
+def load_params(path: str | Path = PARAMS_FILE, model_rules: Mapping[str, dict[str, Rule]] | None = None) -> Params:
     import yaml
 
     path = Path(path)
@@ -196,4 +238,4 @@ def load_params(path: str | Path = PARAMS_FILE) -> Params:
         raise ParamsError(f"{path}: cannot read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    return parse_params(mapping, str(path))
+    return parse_params(mapping, str(path), model_rules)

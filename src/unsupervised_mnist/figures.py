@@ -32,16 +32,19 @@ def save_rows(path: str | Path, rows: list[torch.Tensor], padding: int = 2) -> N
     write_bytes(path, buffer.getvalue())
 
 
-def latent_2d(path: Path, codes: np.ndarray, labels: np.ndarray, title: str) -> None:
-    """Codes projected to their first two principal components, coloured by label."""
+def latent_2d(path: Path, points: np.ndarray, labels: np.ndarray, title: str) -> None:
+    """A 2-D embedding of the codes, a colour per class, each class named at its median point."""
+    from matplotlib import patheffects
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, a faster import
-    from sklearn.decomposition import PCA
 
-    points = codes if codes.shape[1] == 2 else PCA(n_components=2, random_state=0).fit_transform(codes)
-    fig = Figure(figsize=(5, 5), dpi=100)
+    fig = Figure(figsize=(5, 5), dpi=120)
     ax = fig.subplots()
-    scatter = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", s=4, alpha=0.7)
-    ax.legend(*scatter.legend_elements(), loc="best", fontsize=6, markerscale=0.7, title="label")
+    ax.scatter(points[:, 0], points[:, 1], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=5, alpha=0.6,
+               linewidths=0)
+    outline = [patheffects.withStroke(linewidth=3, foreground="white")]
+    for label in np.unique(labels):
+        x, y = np.median(points[labels == label], axis=0)
+        ax.text(x, y, str(label), fontsize=13, weight="bold", ha="center", va="center", path_effects=outline)
     ax.set_title(title, fontsize=9)
     ax.set_xticks([])
     ax.set_yticks([])
@@ -58,14 +61,16 @@ def interpolation_rows(rep, starts: torch.Tensor, ends: torch.Tensor, steps: int
 
 
 def save_representation_figures(out_dir: Path, name: str, rep, clean: torch.Tensor, noisy: torch.Tensor,
-                                labels: torch.Tensor, codes: np.ndarray, samples: torch.Tensor | None) -> None:
-    """recon.png, interpolation.png, samples.png and latent_2d.png of one representation (evaluate@<name>)."""
+                                labels: torch.Tensor, embedded: np.ndarray, how: str,
+                                samples: torch.Tensor | None) -> None:
+    """recon.png and interpolation.png (where it decodes), samples.png (where it generates) and latent_2d.png
+    (`embedded`: the test codes in 2-D, made `how`) of one representation (evaluate@<name>)."""
     first = first_of_each_class(labels)
     x, xn = clean[first], noisy[first]
-    if name != "pixels":
+    if hasattr(rep, "decode"):
         save_rows(out_dir / "recon.png", [x, xn, rep.decode(rep.encode(xn)), rep.decode(rep.encode(x))])
         pairs = first[:5], first.roll(-1)[:5]
         save_rows(out_dir / "interpolation.png", interpolation_rows(rep, clean[pairs[0]], clean[pairs[1]]))
     if samples is not None:
         save_rows(out_dir / "samples.png", list(samples[:64].view(8, 8, 1, 28, 28)))
-    latent_2d(out_dir / "latent_2d.png", codes, labels.numpy(), f"{name}: test codes (first 2 PCs)")
+    latent_2d(out_dir / "latent_2d.png", embedded, labels.numpy(), f"{name}: test codes, {how}")

@@ -15,7 +15,7 @@ EXACT_KNN_MAX = 20_000  # points; above, UMAP's own approximate neighbours
 UMAP_MODULES = ("umap.umap_", "umap.layouts", "umap.utils", "umap.spectral", "umap.distances", "umap.sparse")
 
 
-def _import_umap():
+def _import_umap(instead: str):
     """umap-learn, with numba's on-disk cache turned on for its jitted functions. umap-learn decorates most
     of them without `cache=True`, so every fresh process compiled them again (about 3 s per evaluate stage);
     `enable_caching()` is what numba's own `cache=True` calls, so the compiled code is now kept beside the
@@ -24,8 +24,9 @@ def _import_umap():
     try:
         import umap  # lazy: umap-learn pulls in numba, slow to import
     except ImportError:
-        raise ParamsError("params.yaml: evaluate.manifold='umap' needs umap-learn "
-                          "(pip install umap-learn), or set evaluate.manifold: none") from None
+        setting = instead.split(":")[0]
+        raise ParamsError(f"params.yaml: {setting}='umap' needs umap-learn (pip install umap-learn), "
+                          f"or set {instead}") from None
     import importlib
 
     from numba.core.dispatcher import Dispatcher
@@ -44,9 +45,11 @@ def compile_umap() -> None:
     umap_embedding(np.random.default_rng(0).normal(size=(64, 4)), 2, 5, 10, 0)
 
 
-def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, n_epochs: int, seed: int) -> np.ndarray:
-    """N2D-style manifold step (McConville et al., 2019): UMAP of the codes to a few dimensions."""
-    umap = _import_umap()
+def umap_embedding(codes: np.ndarray, n_components: int, n_neighbors: int, n_epochs: int, seed: int,
+                   instead: str = "evaluate.manifold: none") -> np.ndarray:
+    """N2D-style manifold step (McConville et al., 2019): UMAP of the codes to a few dimensions. `instead`: the
+    setting that does without UMAP, named in the error when umap-learn is not installed."""
+    umap = _import_umap(instead)
     codes = codes.astype(np.float32)
     knn = None
     if len(codes) <= EXACT_KNN_MAX:

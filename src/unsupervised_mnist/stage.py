@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from unsupervised_mnist import io
-from unsupervised_mnist.config import Params, load_params
+from unsupervised_mnist.config import PARAMS_FILE, Params, load_params
 from unsupervised_mnist.errors import UserError
 
 TIMINGS_DIR = Path("reports/timings")
+READS_ENV = "UMNIST_PARAMS_READ"
 
 
 def stage_name() -> str:
@@ -43,8 +44,20 @@ def write_timings(name: str, import_s: float, run_s: float, extra: dict[str, Any
     })
 
 
-def run(main: Callable[[Params], dict[str, Any] | None]) -> NoReturn:
+def write_reads(name: str, params: Params) -> None:
+    """With UMNIST_PARAMS_READ=DIR, the params keys this stage read go to DIR/<stage>.json: what dvc.yaml must
+    list for it (tests/test_lineage.py compares them)."""
+    folder = os.environ.get(READS_ENV)
+    if folder and os.environ.get("RANK", "0") == "0":
+        io.write_json(Path(folder) / f"{name}.json", sorted(params.reads()))
+
+
+def run(main: Callable[[Params], dict[str, Any] | None],
+        load: Callable[[str], Params] = load_params) -> NoReturn:
     """Run a stage's `main(params)` and end the process; what `main` returns (if anything) joins its timings.
+    `load` reads params.yaml (UMNIST_PARAMS names another file): config's own checks the shared sections only;
+    a stage that reads model sections passes models.registry.load_params, which checks them too (a stage that
+    reads none need not import the models, nor torch).
 
     A stage ends with `os._exit` once its outputs are written: each went through io.atomic_path (written,
     closed, renamed) and MLflow runs are ended explicitly, so nothing is left for the interpreter's teardown
@@ -54,11 +67,13 @@ def run(main: Callable[[Params], dict[str, Any] | None]) -> NoReturn:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     try:
-        extra = main(load_params(os.environ.get("UMNIST_PARAMS", "params.yaml"))) or {}
+        params = load(os.environ.get("UMNIST_PARAMS", PARAMS_FILE))
+        extra = main(params) or {}
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
     write_timings(stage_name(), import_s, time.perf_counter() - started, extra)
+    write_reads(stage_name(), params)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)

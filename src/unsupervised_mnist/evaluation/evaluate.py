@@ -1,5 +1,7 @@
-"""Evaluate one representation (model or baseline) with one code path: reconstruction, clustering,
-sample quality, and the VAE's likelihood bounds. Metric keys are the same for every representation."""
+"""Evaluate one representation (model or baseline) with one code path, by what it can do: reconstruction
+(`decode`), clustering of its codes (`encode`, and any `second_codes`), sample quality (`sample`, else a
+Gaussian fitted to its training codes when it decodes), likelihood bounds (`likelihood_bounds`). Metric keys
+are the same for every representation."""
 
 from __future__ import annotations
 
@@ -14,10 +16,8 @@ from unsupervised_mnist.data.dataset import Split
 from unsupervised_mnist.evaluation import metrics as m
 from unsupervised_mnist.evaluation.classifier import Classifier, features_and_probs
 from unsupervised_mnist.evaluation.clustering import cluster, cluster_scores, kmeans_scores
-from unsupervised_mnist.evaluation.likelihood import vae_bounds
 from unsupervised_mnist.evaluation.sample_quality import real_rows, reference_count, sample_quality
 from unsupervised_mnist.manifold import umap_embedding
-from unsupervised_mnist.models.vae import VAE
 from unsupervised_mnist.progress import Progress
 from unsupervised_mnist.seeding import derive_seed, torch_generator
 
@@ -74,12 +74,12 @@ def clustering_metrics(codes: dict[str, np.ndarray], labels: dict[str, np.ndarra
 
 @torch.no_grad()
 def draw_samples(name: str, rep, n: int, train_codes: torch.Tensor, seed: int, device) -> torch.Tensor | None:
-    """Generators sample their prior; the AE and PCA sample a Gaussian fitted to their training codes
-    (latent-space generation without a prior); raw pixels do not generate."""
+    """Generators sample their prior; a representation that only decodes (the AE, PCA) samples a Gaussian fitted
+    to its training codes (latent-space generation without a prior); one that does not decode, nothing."""
     generator = torch_generator(seed, "samples", name, device=device)
     if hasattr(rep, "sample"):
         return rep.sample(n, generator).float().cpu()
-    if name == "pixels":
+    if not hasattr(rep, "decode"):
         return None
     codes = train_codes.double()
     mean, cov = codes.mean(0), torch.cov(codes.T) + 1e-6 * torch.eye(codes.shape[1], dtype=torch.float64)
@@ -90,19 +90,18 @@ def draw_samples(name: str, rep, n: int, train_codes: torch.Tensor, seed: int, d
 
 
 def code_metrics(rep, params: Params, splits: dict[str, Split], device) -> tuple[dict[str, float], dict]:
-    """k-means (and the manifold step) on the codes of every labelled split; the second codes a model has (the
-    GAN's discriminator features, the AE's DEC clustering code) too. Returns the metrics and the codes."""
+    """k-means (and the manifold step) on the codes of every labelled split, and plain k-means on each second code
+    the representation has (the GAN's discriminator features, the AE's DEC clustering code), on the splits it
+    names. Returns the metrics and the codes."""
     codes = {split_name: batched(rep.encode, split.clean, device).numpy() for split_name, split in splits.items()}
     labels = {split_name: split.labels.numpy() for split_name, split in splits.items() if split_name != "train"}
     metrics = clustering_metrics(codes, labels, params)
-    if hasattr(rep, "features") and "test" in labels:  # the GAN's discriminator features: a second code
-        # Plain k-means on the test features only: a second UMAP costs a stage about 6 s, for a code nobody
-        # selects on.
-        features = {"test": batched(rep.features, splits["test"].clean, device).numpy()}
-        metrics |= clustering_metrics(features, {"test": labels["test"]}, params, "dfeat_", manifold=False)
-    if hasattr(rep, "cluster_encoder"):  # the AE's clustering code (DEC): what it is for is k-means, not UMAP
-        cluster_codes = {s: batched(rep.cluster_code, splits[s].clean, device).numpy() for s in labels}
-        metrics |= clustering_metrics(cluster_codes, labels, params, "dec_", manifold=False)
+    second = rep.second_codes() if hasattr(rep, "second_codes") else {}
+    for prefix, (encode, wanted) in second.items():  # what a second code is for is k-means, not UMAP
+        scored = [s for s in wanted if s in labels]
+        if scored:
+            extra = {s: batched(encode, splits[s].clean, device).numpy() for s in scored}
+            metrics |= clustering_metrics(extra, {s: labels[s] for s in scored}, params, prefix, manifold=False)
     return metrics, codes
 
 
@@ -122,14 +121,14 @@ def sample_metrics(samples: torch.Tensor, n: int, scored: dict[str, Split], clas
     return metrics
 
 
-def likelihood_metrics(rep: VAE, params: Params, scored: dict[str, Split], device) -> dict[str, float]:
-    """The VAE's -ELBO and -IWAE bound per split, in nats per image."""
+def likelihood_metrics(rep, params: Params, scored: dict[str, Split], device) -> dict[str, float]:
+    """-ELBO and the -IWAE bound per split, in nats per image, on the inputs the model was trained on."""
     metrics = {}
     for split_name, split in scored.items():
         generator = torch_generator(params.seed, "iwae", split_name, device=device)
-        inputs = split.noisy if params.vae.denoising else split.clean
-        bounds = [vae_bounds(rep, inputs[i:i + 100].to(device), split.clean[i:i + 100].to(device),
-                             params.evaluate.iwae_k, generator) for i in range(0, len(split), 100)]
+        inputs = split.noisy if rep.denoising else split.clean
+        bounds = [rep.likelihood_bounds(inputs[i:i + 100].to(device), split.clean[i:i + 100].to(device),
+                                        params.evaluate.iwae_k, generator) for i in range(0, len(split), 100)]
         metrics[f"{split_name}/neg_elbo"] = float(torch.cat([b[0] for b in bounds]).mean())
         metrics[f"{split_name}/iwae_nll"] = float(torch.cat([b[1] for b in bounds]).mean())
     return metrics
@@ -141,10 +140,11 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
     on the `val/` numbers; `test=None` (bench/ablation.py) computes them without reading the test split."""
     device = device_of(rep)
     scored = {"val": val} | ({"test": test} if test is not None else {})
-    progress = Progress(f"evaluate {name}", 4 if isinstance(rep, VAE) else 3)
+    bounded = hasattr(rep, "likelihood_bounds")
+    progress = Progress(f"evaluate {name}", 4 if bounded else 3)
     metrics: dict[str, float] = {f"{s}/noisy_input_psnr_db": float(m.psnr_db(split.noisy, split.clean).mean())
                                  for s, split in scored.items()}
-    if name != "pixels":
+    if hasattr(rep, "decode"):
         for split_name, split in scored.items():
             metrics |= reconstruction_metrics(rep, split.clean, split.noisy, device, split_name)
     progress.step("reconstruction of " + " and ".join(f"{len(split)} {s}" for s, split in scored.items()) + " images")
@@ -154,16 +154,28 @@ def evaluate(name: str, rep, params: Params, train: Split, val: Split, test: Spl
     # The count of the test comparison and of the classifier stage's real-vs-real reference; the validation
     # split may be smaller: there, as many samples as it has images.
     n = reference_count(params.evaluate.n_samples, len(train), len(list(scored.values())[-1]))
-    samples = draw_samples(name, rep, n, torch.from_numpy(codes["train"]) if name in ("ae", "pca") else None,
-                           params.seed, device)
+    samples = draw_samples(name, rep, n, torch.from_numpy(codes["train"]), params.seed, device)
     if samples is not None:
         metrics |= sample_metrics(samples, n, scored, classifier, params.seed)
     progress.step(f"sample quality of {n} samples" if samples is not None else "no samples (no generator)")
-    if isinstance(rep, VAE):
+    if bounded:
         metrics |= likelihood_metrics(rep, params, scored, device)
         progress.step(f"ELBO and IWAE bound (K={params.evaluate.iwae_k})")
     metrics = {k: round(v, 6) for k, v in sorted(metrics.items())}
-    return metrics, {"codes": codes[list(scored)[-1]], "samples": samples}
+    embedded, how = picture_embedding(codes[list(scored)[-1]], params)
+    return metrics, {"embedded": embedded, "how": how, "samples": samples}
+
+
+def picture_embedding(codes: np.ndarray, params: Params) -> tuple[np.ndarray, str]:
+    """The test codes in two dimensions for the latent-space picture, and how they were made: UMAP, as the
+    manifold step sees them, or their first two principal components when evaluate.manifold is none."""
+    e = params.evaluate
+    if e.manifold == "umap":
+        seed = derive_seed(params.seed, "picture")
+        return umap_embedding(codes, 2, e.umap_neighbors, e.umap_epochs, seed), "2-D UMAP"
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=2, random_state=0).fit_transform(codes), "first two principal components"
 
 
 def evaluated_paths(name: str) -> tuple[Path, Path, Path]:

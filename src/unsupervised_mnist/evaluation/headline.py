@@ -31,6 +31,8 @@ HEADLINE = (
     ("val/fid", None, None, True),
     ("val/iwae_nll", None, None, True),
 )
+# Second codes made for clustering (metric prefix -> what the summary calls them): each gets its own row.
+CLUSTERING_CODES = {"dec_": "clustering code (DEC)"}
 COMPARED = tuple(key for key, _, _, listed in HEADLINE if listed)
 COLUMNS = {key: title for key, title, _, _ in HEADLINE if title}
 

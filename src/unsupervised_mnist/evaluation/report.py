@@ -6,21 +6,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from unsupervised_mnist.evaluation.headline import COLUMNS
+from unsupervised_mnist.evaluation.headline import CLUSTERING_CODES, COLUMNS
 from unsupervised_mnist.io import read_json, write_bytes
-from unsupervised_mnist.names import REPRESENTATIONS
 
 
-def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path("reports/eval")) -> pd.DataFrame:
+def summary_table(names: list[str], metrics_dir: Path = Path("metrics"),
+                  results_dir: Path = Path("reports/eval")) -> pd.DataFrame:
+    """A row per representation in `names` (the models, then the baselines), one per second code made for
+    clustering, the noisy-input floor and the real-vs-real reference."""
     rows = {}
-    evaluated = {name: read_json(results_dir / f"{name}.json") for name in REPRESENTATIONS}
+    evaluated = {name: read_json(results_dir / f"{name}.json") for name in names}
     first = next(iter(evaluated.values()))
     rows["noisy input (floor)"] = {"test/psnr_db": first["test/noisy_input_psnr_db"]}
     rows |= evaluated
-    for name, metrics in evaluated.items():  # a second code made for clustering: its own row
-        dec = {key.replace("/dec_", "/"): value for key, value in metrics.items() if "/dec_" in key}
-        if dec:
-            rows[f"{name}: clustering code (DEC)"] = dec
+    for name, metrics in evaluated.items():
+        for prefix, title in CLUSTERING_CODES.items():
+            code = {key.replace(f"/{prefix}", "/"): value for key, value in metrics.items() if f"/{prefix}" in key}
+            if code:
+                rows[f"{name}: {title}"] = code
     classifier = read_json(metrics_dir / "classifier.json")
     rows["real train vs test (reference)"] = {
         "test/fid": classifier["reference/fid"], "test/kid": classifier["reference/kid"],
@@ -32,10 +35,10 @@ def summary_table(metrics_dir: Path = Path("metrics"), results_dir: Path = Path(
     return table
 
 
-def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metrics"),
+def write_report(names: list[str], out_dir: Path = Path("reports"), metrics_dir: Path = Path("metrics"),
                  manifold: str = "none") -> pd.DataFrame:
     """`manifold` describes the manifold step for the text (e.g. "UMAP to 5 dimensions, then a GMM")."""
-    table = summary_table(metrics_dir)
+    table = summary_table(names, metrics_dir)
     data = read_json(metrics_dir / "data.json")
     classifier = read_json(metrics_dir / "classifier.json")
     write_bytes(out_dir / "summary.csv", table.to_csv(float_format="%.4f").encode())
@@ -44,7 +47,7 @@ def write_report(out_dir: Path = Path("reports"), metrics_dir: Path = Path("metr
         f"| {name} | " + " | ".join(
             f"![{fig}](../plots/eval/{name}/{fig}.png)" if (Path("plots/eval") / name / f"{fig}.png").exists() else ""
             for fig in ("recon", "samples", "latent_2d", "interpolation")) + " |"
-        for name in REPRESENTATIONS)
+        for name in names)
     markdown = f"""# Summary
 
 Data: `{data['source']}` ({splits}); noise: {data['noise']['kind']} {data['noise']['level']}.

@@ -1,4 +1,5 @@
-"""Encoder and decoder stacks shared by the models: stacked MLP or strided convolutions.
+"""Encoder and decoder stacks shared by the models (stacked MLP or strided convolutions), the params that
+shape them, and the single-tensor wrappers the models export to MLflow.
 
 Decoders return logits; models apply the sigmoid in `decode`, and the losses use the numerically
 stable `*_with_logits` forms.
@@ -6,9 +7,15 @@ stable `*_with_logits` forms.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from unsupervised_mnist.config import Rule, between, one_of
+
 IMAGE_SHAPE = (1, 28, 28)
+# The params of an encoder/decoder pair (the autoencoders' sections).
+CODER: dict[str, Rule] = {"arch": one_of("conv", "mlp"), "hidden": between(list, 1, 16384),
+                          "channels": between(list, 1, 4096), "fc": between(int, 0, 16384)}
 
 
 def mlp_encoder(out_dim: int, hidden: list[int]) -> nn.Sequential:
@@ -64,3 +71,26 @@ def encoder(arch: str, out_dim: int, hidden: list[int], channels: list[int], fc:
 
 def decoder(arch: str, in_dim: int, hidden: list[int], channels: list[int], fc: int = 0) -> nn.Sequential:
     return conv_decoder(in_dim, channels, batch_norm=True, fc=fc) if arch == "conv" else mlp_decoder(in_dim, hidden)
+
+
+# ---------------------------------------------------------------- single-tensor modules for export
+class Images(nn.Module):
+    """A logits network followed by the sigmoid: code -> image in [0, 1]."""
+
+    def __init__(self, logits: nn.Module):
+        super().__init__()
+        self.logits = logits
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(z))
+
+
+class Denoiser(nn.Module):
+    """Noisy image -> clean image in [0, 1]: decode(encode(x))."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module):
+        super().__init__()
+        self.encoder, self.images = encoder, Images(decoder)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.images(self.encoder(x))

@@ -5,7 +5,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from unsupervised_mnist.config import Section
+
+@dataclass(frozen=True)
+class GateRule:
+    """What the gate of one model checks: its metric and which way is better (from the model's module), and the
+    thresholds (register.<model> in params.yaml)."""
+
+    metric: str
+    goal: str  # "max" or "min"
+    min_improvement: float
+    floor: float
 
 
 @dataclass(frozen=True)
@@ -14,7 +23,7 @@ class Decision:
     reason: str
 
 
-def decide(gate: Section, value: float, champion_value: float | None, champion_version: str | None,
+def decide(gate: GateRule, value: float, champion_value: float | None, champion_version: str | None,
            version: str) -> Decision:
     """Promote `version` (scoring `value` on `gate.metric`) over the current champion, or say why not."""
     better = (lambda a, b: a >= b) if gate.goal == "max" else (lambda a, b: a <= b)

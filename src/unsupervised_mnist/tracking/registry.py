@@ -1,7 +1,8 @@
 """The model registry, register-time: log each trained model as single-tensor MLflow models into its run,
 register them, move the aliases. The runs are found (or made) by runs.log_evaluations first.
 
-Registered names: `<prefix>-<model>-<kind>`, kind denoiser / encoder (AE, VAE) or generator / encoder (GAN).
+Registered names: `<prefix>-<model>-<kind>`, one per single-tensor module the model exports (its `exports()`:
+denoiser, encoder, generator).
 Each new version gets the alias `candidate`. Champions are per task (task.py): `champion-<task key>` moves,
 for all of a model's names together, only when the gate (gate.py) passes against the champion of that same
 task. Plain `champion` follows the registered model's home task (tag `champion_task`, set at its first
@@ -22,8 +23,8 @@ import torch
 
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.io import sha256_file
-from unsupervised_mnist.tracking.exports import single_tensor_modules
-from unsupervised_mnist.tracking.gate import decide
+from unsupervised_mnist.models.registry import spec
+from unsupervised_mnist.tracking.gate import GateRule, decide
 from unsupervised_mnist.tracking.runs import TrackedRun
 from unsupervised_mnist.tracking.task import Task
 
@@ -34,7 +35,7 @@ EXAMPLE_SIZE = 4  # > 1, so that torch.export keeps the batch dimension dynamic
 
 @dataclass(frozen=True)
 class ModelToRegister:
-    name: str  # ae, vae or gan
+    name: str  # one of params.yaml's models
     model: torch.nn.Module
     checkpoint: Path
     metrics: dict[str, float]  # its reports/eval/<name>.json: every test metric
@@ -43,9 +44,20 @@ class ModelToRegister:
     run_id: str = ""  # its MLflow run (runs.log_evaluations finds or makes it)
 
 
+def gate_rule(params: Params, name: str) -> GateRule:
+    """Model `name`'s gate: the metric its module names, the thresholds params.yaml sets (register.<name>)."""
+    gate, thresholds = spec(name).gate, getattr(params.register, name)
+    return GateRule(gate.metric, gate.goal, thresholds.min_improvement, thresholds.floor)
+
+
+def single_tensor_modules(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    """kind -> what the model exports (`exports()`), each in eval mode."""
+    return {kind: module.eval() for kind, module in model.exports().items()}
+
+
 def gate_report(params: Params, item: ModelToRegister) -> dict[str, Any]:
     """What the gate of `item` reads, and on which test set."""
-    metric = getattr(params.register, item.name).metric
+    metric = spec(item.name).gate.metric
     return {"metric": metric, "value": item.metrics[metric], "task": item.task.key,
             "task_alias": item.task.champion_alias, "test_set": item.task.identity}
 
@@ -95,7 +107,7 @@ def register_model(params: Params, item: ModelToRegister, client: Any, data_chec
                    commit: str) -> dict[str, Any]:
     """Register `item` (or find its version), set `candidate`, and move its task's champion, and plain
     `champion` when that is its home task, if the gate passes against that task's champion."""
-    gate, task = getattr(params.register, item.name), item.task
+    gate, task = gate_rule(params, item.name), item.task
     value, wanted = item.metrics[gate.metric], identity(params, item, data_checksum, commit)
     tags = {**wanted, "gate_metric": gate.metric, "gate_value": repr(float(value)) if math.isfinite(value) else "nan",
             "task": task.key, **{f"task.{key}": text for key, text in task.identity.items()}}
@@ -113,7 +125,8 @@ def register_model(params: Params, item: ModelToRegister, client: Any, data_chec
     return gate_report(params, item) | _decide(client, gate, value, task, versions)
 
 
-def _decide(client: Any, gate: Any, value: float, task: Task, versions: dict[str, tuple[str, str]]) -> dict[str, Any]:
+def _decide(client: Any, gate: GateRule, value: float, task: Task,
+            versions: dict[str, tuple[str, str]]) -> dict[str, Any]:
     """The gate against the task's champion; the aliases it moves; the decision in words and numbers."""
     primary_name, primary_version = next(iter(versions.values()))
     home = client.get_registered_model(primary_name).tags.get(HOME_TASK_TAG)

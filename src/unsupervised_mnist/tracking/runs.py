@@ -30,7 +30,6 @@ from typing import Any
 from unsupervised_mnist.config import Params
 from unsupervised_mnist.errors import UserError
 from unsupervised_mnist.io import read_json, sha256_file, write_json
-from unsupervised_mnist.names import MODEL_NAMES
 
 SWITCH_ENV = "UMNIST_MLFLOW"  # "off" turns tracking off whatever params.yaml says
 PIPELINE_ENV = "UMNIST_PIPELINE_RUN"  # set it to group runs yourself (CI: the workflow run's id)
@@ -251,7 +250,7 @@ def find_run(client: Any, experiment_id: str, params: Params, name: str) -> str 
     """M's training run if this store has it, else the run a `register` logged before for the same
     representation, params, data and code (its `run_key`)."""
     path = run_file(name)
-    run_id = read_json(path).get("run_id") if name in MODEL_NAMES and path.is_file() else None
+    run_id = read_json(path).get("run_id") if path.is_file() else None
     if run_id:
         from mlflow.exceptions import MlflowException
 
@@ -263,13 +262,13 @@ def find_run(client: Any, experiment_id: str, params: Params, name: str) -> str 
 
 
 def log_evaluations(params: Params, client: Any, experiment_id: str,
-                    evaluations: dict[str, tuple[dict[str, float], list[Path]]]) -> dict[str, str]:
-    """Each representation's test metrics (step 0) and figures, into its run: name -> run id. A training run
-    stays as training left it (its duration is the training's); a run made here ends here."""
+                    evaluations: dict[str, tuple[dict[str, float], list[Path], str]]) -> dict[str, str]:
+    """Each representation's test metrics (step 0) and figures, into its run: name -> run id. `evaluations`:
+    name -> (metrics, figures, the stage that evaluated it). A training run stays as training left it (its
+    duration is the training's); a run made here ends here."""
     run_ids = {}
-    for name, (metrics, figures) in evaluations.items():
+    for name, (metrics, figures, stage) in evaluations.items():
         run_id = find_run(client, experiment_id, params, name)
-        stage = f"evaluate@{name}" if name in MODEL_NAMES else "baselines"
         run = TrackedRun(client, run_id) if run_id else new_run(client, experiment_id, params, name, stage)
         run.log_metrics(metrics)
         for path in figures:

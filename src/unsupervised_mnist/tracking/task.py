@@ -8,8 +8,8 @@ with the champion of its own task (alias `champion-<task key>`, see registry.py)
 The identity holds what the number depends on, beyond the model: the data source and the exact test
 split (its checksum covers the clean images, the labels and the fixed noisy copies, so the noise kind,
 level and seed are in it), the metric, the version of the evaluation code, and, where the metric
-needs them, the classifier that gives FID/KID their features, the sample count, the VAE's input kind
-and its importance-sample count, or the clustering settings.
+needs them, the classifier that gives FID/KID their features, the sample count, the inputs a likelihood
+bound was computed on and its importance-sample count, or the clustering settings.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from unsupervised_mnist.io import sha256_file
 # Bump when the definition of a metric in evaluation/ changes: earlier values are then another task.
 EVALUATOR_VERSION = "2"  # 2: IWAE draws per split, classifier without the reference images
 CLASSIFIER_METRICS = ("test/fid", "test/kid", "test/classifier_score", "test/sample_class_share/")
-VAE_BOUND_METRICS = ("test/neg_elbo", "test/iwae_nll")
+BOUND_METRICS = ("test/neg_elbo", "test/iwae_nll")
 
 
 @dataclass(frozen=True)
@@ -38,8 +38,8 @@ class Task:
         return f"champion-{self.key}"
 
 
-def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: Path,
-                  n_samples: int) -> dict[str, str]:
+def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: Path, n_samples: int,
+                  noisy_inputs: bool) -> dict[str, str]:
     identity = {
         "data_source": params.data.source,
         "test_split_sha256": sha256_file(prepared_dir / "test.npz")[:16],
@@ -50,8 +50,8 @@ def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: P
     if metric.startswith(CLASSIFIER_METRICS):
         identity["feature_extractor_sha256"] = sha256_file(classifier)[:16]
         identity["n_samples"] = str(n_samples)
-    if metric in VAE_BOUND_METRICS:
-        identity["vae_inputs"] = "noisy" if params.vae.denoising else "clean"
+    if metric in BOUND_METRICS:  # a model trained on noisy inputs is bounded on them
+        identity["bound_inputs"] = "noisy" if noisy_inputs else "clean"
         if metric == "test/iwae_nll":
             identity["iwae_k"] = str(params.evaluate.iwae_k)
     if "kmeans" in metric or "manifold" in metric:
@@ -64,8 +64,9 @@ def task_identity(params: Params, metric: str, prepared_dir: Path, classifier: P
     return identity
 
 
-def task_for(params: Params, metric: str, prepared_dir: Path, classifier: Path, n_samples: int) -> Task:
-    identity = task_identity(params, metric, prepared_dir, classifier, n_samples)
+def task_for(params: Params, metric: str, prepared_dir: Path, classifier: Path, n_samples: int,
+             noisy_inputs: bool = False) -> Task:
+    identity = task_identity(params, metric, prepared_dir, classifier, n_samples, noisy_inputs)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
     level = f"{params.noise.level:g}".replace(".", "p")  # aliases allow letters, digits, _ and - only
     return Task(f"{params.data.source}-{params.noise.kind.replace('_', '')}-{level}-{digest}", identity)

@@ -1,4 +1,4 @@
-"""Train one model from params: data to the device, fit, then write the model and its metrics."""
+"""Train one registered model from params: data to the device, fit, then write the model and its metrics."""
 
 from __future__ import annotations
 
@@ -11,16 +11,17 @@ from typing import Any
 
 import torch
 
-from unsupervised_mnist.config import Params
+from unsupervised_mnist.config import Params, Section
 from unsupervised_mnist.data.dataset import PREPARED_DIR, load_split
 from unsupervised_mnist.device import make_deterministic, resolve_precision, select_device
 from unsupervised_mnist.errors import ParamsError
 from unsupervised_mnist.io import sha256_file, write_bytes, write_json
-from unsupervised_mnist.models import build, model_config, save_checkpoint
+from unsupervised_mnist.models.checkpoint import save_checkpoint
+from unsupervised_mnist.models.objective import Objective
+from unsupervised_mnist.models.registry import build, spec
 from unsupervised_mnist.seeding import derive_seed
 from unsupervised_mnist.training.distributed import World, setup, world_from_env
 from unsupervised_mnist.training.engine import FitSpec, fit
-from unsupervised_mnist.training.objectives import make_objective
 
 CHECKPOINT_DIR = Path(".checkpoints")
 
@@ -49,11 +50,13 @@ def checkpoint_key(name: str, params: Params, train_file: Path) -> str:
 
 
 def curves_csv(history: list[dict[str, float]]) -> bytes:
+    """Every loss of every epoch, a row each (epoch, split, loss, value): the tidy form that dvc.yaml's `losses`
+    template draws as a small chart per loss, whatever losses a model has."""
     buffer = io.StringIO()
-    columns = list(history[0])
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([c.replace("/", "_") for c in columns])
-    writer.writerows([[row[c] for c in columns] for row in history])
+    writer.writerow(["epoch", "split", "loss", "value"])
+    writer.writerows([[row["epoch"], *key.split("/", 1), value] for row in history
+                      for key, value in row.items() if key != "epoch"])
     return buffer.getvalue().encode()
 
 
@@ -64,19 +67,9 @@ def run_conditions(params: Params, device: torch.device, world: World) -> dict[s
             "threads": torch.get_num_threads(), "processes": world.world_size, "torch": torch.__version__}
 
 
-def total_epochs(name: str, params: Params) -> int:
-    """The model's epochs, and those of a phase that follows: the GAN's encoder, the AE's clustering."""
-    if name == "gan":
-        return params.gan.epochs + params.gan.encoder_epochs
-    if name == "ae":
-        return params.ae.epochs + params.ae.dec.epochs
-    return getattr(params, name).epochs
-
-
-def global_batch(name: str, params: Params, world: World) -> int:
+def global_batch(section: Section, params: Params, world: World) -> int:
     """The model's batch (its own, else train.batch_size): the global one, split evenly over the processes."""
-    section = getattr(params, name)
-    batch_size, key = ((section.batch_size, f"{name}.batch_size") if section.batch_size
+    batch_size, key = ((section.batch_size, section.key("batch_size")) if section.batch_size
                        else (params.train.batch_size, "train.batch_size"))
     if batch_size % world.world_size:
         raise ParamsError(f"params.yaml: {key}={batch_size} must be divisible by the "
@@ -84,16 +77,26 @@ def global_batch(name: str, params: Params, world: World) -> int:
     return batch_size
 
 
-def fit_spec(name: str, params: Params, world: World, checkpoint: Path) -> FitSpec:
-    section = getattr(params, name)
-    return FitSpec(name=name, epochs=total_epochs(name, params), batch_size=global_batch(name, params, world),
-                   seed=params.seed, noise_kind=params.noise.kind, noise_level=params.noise.level, world=world,
-                   schedule=section.schedule, warmup_epochs=section.warmup_epochs, schedule_epochs=section.epochs,
+def fit_spec(name: str, params: Params, section: Section, epochs: int, batch_size: int, world: World,
+             checkpoint: Path | None) -> FitSpec:
+    """How the engine trains `name`: its epochs (every phase), batch, schedule, augmentation and noise."""
+    return FitSpec(name=name, epochs=epochs, batch_size=batch_size, seed=params.seed, noise_kind=params.noise.kind,
+                   noise_level=params.noise.level, world=world, schedule=section.schedule,
+                   warmup_epochs=section.warmup_epochs, schedule_epochs=section.epochs,
                    shift=section.augment.shift, rotate=section.augment.rotate, checkpoint=checkpoint)
 
 
-def write_outputs(outputs: Outputs, name: str, model: torch.nn.Module, config: dict, history: list[dict]) -> None:
-    save_checkpoint(outputs.model, name, model, config)
+def compile_modules(model: torch.nn.Module, objective: Objective) -> None:
+    """train.compile: torch.compile every part in place (the state_dict keeps its keys), after the objective has
+    made its copies (a deep copy of a compiled module runs eagerly): the model's own parts and the trained
+    parts it does not hold (the GAN's live generator beside its average)."""
+    held = set(model.modules())
+    for module in [*model.children(), *(p for p in objective.parts.values() if p not in held)]:
+        module.compile()
+
+
+def write_outputs(outputs: Outputs, name: str, objective: Objective, config: dict, history: list[dict]) -> None:
+    save_checkpoint(outputs.model, name, objective.model, config, objective.denoising)
     final = history[-1]
     # The numbers compared across runs (`dvc metrics show`); every loss of every epoch is in the curves CSV.
     write_json(outputs.metrics, {"epochs": final["epoch"], **{k: final[k] for k in ("val/loss", "val/recon_mse")
@@ -104,28 +107,28 @@ def write_outputs(outputs: Outputs, name: str, model: torch.nn.Module, config: d
 def train_model(name: str, params: Params, *, prepared_dir: Path = PREPARED_DIR, outputs: Outputs | None = None,
                 checkpoint_dir: Path = CHECKPOINT_DIR, world: World | None = None,
                 on_epoch: Callable[[dict[str, float]], None] | None = None) -> Trained:
-    """Train `name` ('ae', 'vae' or 'gan'): its history (a row per epoch) and timing. Under torchrun every
+    """Train model `name` (one of params.models): its history (a row per epoch) and timing. Under torchrun every
     rank trains its shard and only rank 0 writes the outputs."""
-    world = world or world_from_env()
-    spec = fit_spec(name, params, world,
-                    checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt")
+    world, model_spec, section = world or world_from_env(), spec(name), params.model(name)
+    checkpoint = checkpoint_dir / f"{checkpoint_key(name, params, prepared_dir / 'train.npz')}.pt"
+    fit_as = fit_spec(name, params, section, model_spec.objective.total_epochs(section),
+                      global_batch(section, params, world), world, checkpoint)
     device = setup(world, select_device(params.train.device))
     make_deterministic(device, params.train.threads)
     train, val = load_split("train", prepared_dir), load_split("val", prepared_dir)
 
     torch.manual_seed(derive_seed(params.seed, "init", name))  # weights are drawn on the CPU: same on any device
-    config = model_config(name, params)
-    model = build(name, config).to(device)
+    model, config = build(name, params)
+    model = model.to(device)
+    objective = model_spec.objective(model, params, section, device)
     if params.train.compile:
-        for child in model.children():
-            child.compile()  # in place: the state_dict keeps its keys
-    objective = make_objective(name, model, params, device, world)
-    result = fit(objective, train.clean.to(device), val.clean.to(device), val.noisy.to(device), spec,
+        compile_modules(model, objective)
+    result = fit(objective, train.clean.to(device), val.clean.to(device), val.noisy.to(device), fit_as,
                  on_epoch=on_epoch if world.is_main else None)
     train_s = sum(result.seconds)
     timing = {**run_conditions(params, device, world), "epochs_run": len(result.seconds), "train_s": round(train_s, 2),
               "images_per_s": round(len(train) * len(result.seconds) / max(train_s, 1e-9), 1)}
     if world.is_main:
-        write_outputs(outputs or Outputs.for_model(name), name, model, config, result.history)
-        spec.checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
+        write_outputs(outputs or Outputs.for_model(name), name, objective, config, result.history)
+        checkpoint.unlink(missing_ok=True)  # finished: a rerun starts fresh
     return Trained(result.history, timing)
