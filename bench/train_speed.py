@@ -136,7 +136,7 @@ def main() -> None:
         return loss.item()
 
     def ae_step(model, x):
-        logits = model(x)
+        logits = model.decoder(model.encoder(x))
         loss = F.binary_cross_entropy_with_logits(logits, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()

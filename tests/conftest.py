@@ -5,7 +5,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers import REPRO_LOG, TRACKED_ENV, copy_repo, dvc, run_stage, write_params  # noqa: E402
+from helpers import PARAMS_READ, REPRO_LOG, TRACKED_ENV, copy_repo, dvc, run_stage, write_params  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -22,11 +22,11 @@ def tiny_prepared(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_repo(tmp_path_factory):
     """One real `dvc repro` on the tiny params (tests/tiny_params.yaml) in a fresh copy of the repository,
-    tracked into the copy's sqlite:///mlflow.db. Shared by the pipeline and MLflow tests (it is the slow
-    part); tests that change it work on a copy."""
+    tracked into the copy's sqlite:///mlflow.db, each stage noting the params it read (PARAMS_READ). Shared by
+    the pipeline and MLflow tests (it is the slow part); tests that change it work on a copy."""
     folder = copy_repo(tmp_path_factory.mktemp("repo"))
     write_params(folder)
-    result = dvc(folder, "repro", env=TRACKED_ENV)
+    result = dvc(folder, "repro", env={**TRACKED_ENV, "UMNIST_PARAMS_READ": str(folder / PARAMS_READ)})
     (folder / REPRO_LOG).write_text(result.stdout + result.stderr)  # what the stages printed (git ignores .dvc/tmp)
     return folder
 

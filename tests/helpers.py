@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from unsupervised_mnist.evaluation.baselines import BASELINES
+
 REPO = Path(__file__).resolve().parents[1]
 # .ci/run sets this: there a missing system package fails its tests instead of skipping them.
 REQUIRE_SYSTEM_ENV = "UMNIST_REQUIRE_SYSTEM_PACKAGES"
@@ -48,8 +50,12 @@ ENV.pop("MLFLOW_TRACKING_URI", None)  # tests choose their store themselves
 TRACKED_ENV = {**ENV, "UMNIST_MLFLOW": "on"}
 
 REPRO_LOG = ".dvc/tmp/repro.log"  # the tiny_repo fixture's `dvc repro` output
+PARAMS_READ = ".dvc/tmp/params_read"  # the tiny_repo fixture's stages: the params each read (stage.py)
 # Small enough for CI: tests/tiny_params.yaml, shared with the Makefile's smoke retrain.
 TINY = yaml.safe_load((REPO / "tests/tiny_params.yaml").read_text())
+# The models the pipeline trains (params.yaml's `models`): tests iterate over them, none counts them.
+MODELS = yaml.safe_load((REPO / "params.yaml").read_text())["models"]
+REPRESENTATIONS = [*MODELS, *BASELINES]
 
 
 def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +71,13 @@ def with_overrides(params: dict[str, Any], overrides: dict[str, Any]) -> dict[st
 
 def params_with(overrides: dict[str, Any]) -> dict[str, Any]:
     return with_overrides(yaml.safe_load((REPO / "params.yaml").read_text()), overrides)
+
+
+def parse(overrides: dict[str, Any] | None = None):
+    """params.yaml with `overrides`, every section checked (the models' by their own rules)."""
+    from unsupervised_mnist.models.registry import parse_params
+
+    return parse_params(params_with(overrides or {}))
 
 
 def set_params(folder: Path, overrides: dict[str, Any]) -> None:

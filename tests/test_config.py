@@ -1,14 +1,18 @@
 import pytest
-from helpers import REPO, params_with, run_stage, write_params
+from helpers import MODELS, REPO, params_with, run_stage, write_params
 
-from unsupervised_mnist.config import load_params, parse_params
+from unsupervised_mnist import config
 from unsupervised_mnist.errors import ParamsError
+from unsupervised_mnist.models.registry import load_params, parse_params, registered
 
 
 def test_repo_params_are_valid():
     params = load_params(REPO / "params.yaml")
     assert params.data.source == "mnist5k"
     assert params.noise.kind in ("gaussian", "salt_pepper", "mask")
+    assert params.models == MODELS and set(MODELS) <= set(registered())
+    for name in MODELS:  # each model's section, and its gate's thresholds
+        assert params.model(name).epochs >= 1 and getattr(params.register, name).floor is not None
 
 
 @pytest.mark.parametrize(
@@ -26,6 +30,11 @@ def test_repo_params_are_valid():
         ({"ae.lr": float("nan")}, "params.yaml: ae.lr=nan must be a finite number"),
         ({"vae.beta": float("inf")}, "params.yaml: vae.beta=inf must be a finite number"),
         ({"register.ae.floor": float("-inf")}, "params.yaml: register.ae.floor=-inf must be a finite number"),
+        ({"models": ["ae", "cae"]}, "params.yaml: models: 'cae' is not a registered model (registered: "),
+        ({"models": []}, "params.yaml: models=[] must be a non-empty list of distinct model names"),
+        ({"models": ["ae", "ae"]}, "params.yaml: models=['ae', 'ae'] must be a non-empty list of distinct"),
+        ({"train.compile": True, "gan.loss": "wgan-gp"}, "params.yaml: gan.loss='wgan-gp' cannot train with "
+                                                         "train.compile=true"),
     ],
 )
 def test_bad_values_name_key_value_and_rule(overrides, message):
@@ -39,6 +48,31 @@ def test_missing_key_is_named():
     del params["noise"]["level"]
     with pytest.raises(ParamsError, match=r"^params.yaml: noise.level is missing$"):
         parse_params(params)
+
+
+def test_a_listed_model_needs_its_section_and_gate_and_an_unlisted_one_may_keep_them():
+    params = params_with({})
+    del params["register"][MODELS[-1]]
+    with pytest.raises(ParamsError, match=rf"^params.yaml: register.{MODELS[-1]}.min_improvement is missing$"):
+        parse_params(params)
+    params = params_with({"models": MODELS[:1]})  # the others' sections stay, still checked
+    assert parse_params(params).models == MODELS[:1]
+    params[MODELS[-1]]["epochs"] = 0
+    with pytest.raises(ParamsError, match=rf"^params.yaml: {MODELS[-1]}.epochs=0 is out of range"):
+        parse_params(params)
+
+
+def test_reads_are_recorded_leaf_by_leaf_and_hashing_is_no_read():
+    params = parse_params(params_with({}))
+    params.params_hash(), params.model_hash(MODELS[0]), params.to_dict()
+    assert params.reads() == set()  # checking, hashing and logging every value read nothing
+    assert params.train.precision and params.model(MODELS[0]).lr and params.models
+    assert params.reads() == {"train.precision", f"{MODELS[0]}.lr", "models"}
+
+
+def test_shared_sections_alone_for_a_stage_that_reads_no_model():
+    params = config.parse_params(params_with({}))  # no model rules: their sections are left out
+    assert params.noise.level == 0.5 and not hasattr(params, MODELS[0]) and not hasattr(params, "register")
 
 
 def test_int_is_accepted_for_float_and_converted():

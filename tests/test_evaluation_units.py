@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from unsupervised_mnist.evaluation.baselines import PCARepresentation, PixelRepresentation
 from unsupervised_mnist.evaluation.clustering import cluster_accuracy, kmeans_scores
-from unsupervised_mnist.evaluation.likelihood import vae_bounds
 from unsupervised_mnist.evaluation.metrics import bce_per_image, psnr_db, ssim_per_image
-from unsupervised_mnist.evaluation.representations import PCARepresentation, PixelRepresentation
 from unsupervised_mnist.evaluation.sample_quality import classifier_score, frechet_distance, kernel_inception_distance
 from unsupervised_mnist.models.vae import VAE
 
@@ -64,8 +63,8 @@ def test_fid_of_a_set_against_itself_stays_zero_at_the_pipeline_sample_count():
     the classifier's feature size: sqrtm of a 128 x 128 product must not leave a visible residue."""
     from helpers import params_with
 
-    from unsupervised_mnist.evaluation.classifier import FEATURE_DIM
     from unsupervised_mnist.evaluation.sample_quality import reference_count
+    from unsupervised_mnist.models.classifier import FEATURE_DIM
 
     n = reference_count(params_with({})["evaluate"]["n_samples"], 3600, 1000)
     assert n >= 1000
@@ -93,22 +92,31 @@ def test_iwae_bound_is_tighter_than_the_elbo():
     torch.manual_seed(0)
     model = VAE(4, "mlp", [32], [8, 8]).eval()
     x = (torch.rand(16, 1, 28, 28) > 0.7).float()
-    neg_elbo, neg_iwae = vae_bounds(model, x, x, 64, torch.Generator().manual_seed(0))
+    neg_elbo, neg_iwae = model.likelihood_bounds(x, x, 64, torch.Generator().manual_seed(0))
     assert neg_elbo.shape == neg_iwae.shape == (16,)
     assert (neg_iwae <= neg_elbo).all()
-    one_elbo, one_iwae = vae_bounds(model, x, x, 1, torch.Generator().manual_seed(0))
+    one_elbo, one_iwae = model.likelihood_bounds(x, x, 1, torch.Generator().manual_seed(0))
     assert torch.allclose(one_elbo, one_iwae, rtol=0.02)  # K = 1: equal up to the KL's MC noise
 
 
-def test_pca_baseline_round_trip_at_full_rank_and_pixels_identity():
-    torch.manual_seed(0)
-    train = torch.rand(200, 1, 28, 28)
+def test_pca_baseline_reconstructs_data_of_its_own_rank_exactly_and_pixels_are_the_image():
+    """Images that are mixtures of 10 patterns (plus their mean) lie in a 10-dimensional space: PCA at
+    latent_dim 10 must give them back to float precision, and its codes must carry all 10 directions (a PCA that
+    drops a component loses one pattern's share of every image). The pixel code is the image itself."""
+    rng = np.random.default_rng(0)
+    patterns = rng.uniform(0, 0.05, size=(10, 784))
+    weights = rng.uniform(0, 1, size=(300, 10))
+    train = torch.from_numpy((0.2 + weights @ patterns).astype(np.float32)).view(-1, 1, 28, 28)
     pca = PCARepresentation(train, 10, 0)
-    assert pca.encode(train[:5]).shape == (5, 10) and pca.latent_dim == 10
-    decoded = pca.decode(pca.encode(train[:5]))
-    assert decoded.shape == (5, 1, 28, 28) and 0 <= decoded.min() and decoded.max() <= 1
+    codes = pca.encode(train)
+    assert codes.shape == (300, 10) and pca.latent_dim == 10
+    assert (codes.std(0) > 1e-3).all()  # every component carries variance
+    assert torch.allclose(pca.decode(codes), train, atol=1e-5)
+    fewer = PCARepresentation(train, 9, 0)
+    assert not torch.allclose(fewer.decode(fewer.encode(train)), train, atol=1e-3)  # one component less: lossy
     pixels = PixelRepresentation()
-    assert torch.equal(pixels.decode(pixels.encode(train[:3])), train[:3])
+    assert torch.equal(pixels.encode(train[:3]), train[:3].flatten(1)) and pixels.latent_dim == 784
+    assert not hasattr(pixels, "decode") and not hasattr(pixels, "sample")  # clustering only
 
 
 def test_umap_without_the_package_is_a_params_error(monkeypatch):
@@ -118,8 +126,26 @@ def test_umap_without_the_package_is_a_params_error(monkeypatch):
     from unsupervised_mnist.manifold import umap_embedding
 
     monkeypatch.setitem(sys.modules, "umap", None)  # as if umap-learn were not installed
-    with pytest.raises(ParamsError, match=r"evaluate.manifold='umap' needs umap-learn"):
+    with pytest.raises(ParamsError, match=r"^params.yaml: evaluate.manifold='umap' needs umap-learn \(pip install "
+                                          r"umap-learn\), or set evaluate.manifold: none$"):
         umap_embedding(np.zeros((10, 2)), 2, 5, 200, 0)
+
+
+def test_dec_start_without_umap_names_the_training_setting(monkeypatch):
+    """The AE's clustering phase starts from UMAP with ae.dec.init: umap; without umap-learn the error names that
+    setting, not the evaluation's."""
+    import sys
+
+    from helpers import parse
+
+    from unsupervised_mnist.errors import ParamsError
+    from unsupervised_mnist.models.dec import initial_centres
+
+    monkeypatch.setitem(sys.modules, "umap", None)
+    params = parse({"ae.dec.init": "umap"})
+    with pytest.raises(ParamsError, match=r"^params.yaml: ae.dec.init='umap' needs umap-learn \(pip install "
+                                          r"umap-learn\), or set ae.dec.init: kmeans$"):
+        initial_centres(torch.zeros(20, 3), params.ae.dec, 0, params.evaluate)
 
 
 def test_manifold_step_scores_each_split_from_one_embedding_of_all_codes():

@@ -2,11 +2,10 @@
 
 import math
 
-from unsupervised_mnist.config import Section
-from unsupervised_mnist.tracking.gate import decide
+from unsupervised_mnist.tracking.gate import GateRule, decide
 
-PSNR = Section({"metric": "test/psnr_db", "goal": "max", "min_improvement": 0.1, "floor": 12.0})
-FID = Section({"metric": "test/fid", "goal": "min", "min_improvement": 1.0, "floor": 300.0})
+PSNR = GateRule(metric="test/psnr_db", goal="max", min_improvement=0.1, floor=12.0)
+FID = GateRule(metric="test/fid", goal="min", min_improvement=1.0, floor=300.0)
 
 
 def test_first_model_passing_the_floor_becomes_champion():

@@ -56,7 +56,7 @@ def test_retrain_reports_the_changed_param_and_the_moved_metrics(tiny_repo, tmp_
     # The plots of HEAD and of this run side by side, as DVC's CI reports show them, offline.
     assert "retrain_plots/index.html" in section(report, "Plots")
     page = (repo / "reports/retrain_plots/index.html").read_text()
-    assert "AE loss" in page and "HEAD" in page and "workspace" in page and "cdn.jsdelivr" not in page
+    assert "plots/train/ae.csv" in page and "HEAD" in page and "workspace" in page and "cdn.jsdelivr" not in page
 
     decision = json.loads((repo / "metrics/register.json").read_text())["ae"]
     assert decision["promoted"] is False and decision["candidate_version"] == 2

@@ -1,15 +1,15 @@
-"""Training on tiny configs: the models learn, runs are reproducible, faults are caught, kills resume."""
+"""Training on tiny configs, in-process: the models learn, runs are reproducible to the byte, faults are
+caught, kills resume where they stopped."""
 
 import shutil
 
 import pytest
 import torch
-from helpers import params_with, run_stage, write_params
+from helpers import MODELS, params_with, parse, run_stage, write_params
 
-from unsupervised_mnist.config import parse_params
-from unsupervised_mnist.errors import TrainingError
-from unsupervised_mnist.models import load_checkpoint
-from unsupervised_mnist.names import MODEL_NAMES
+from unsupervised_mnist.errors import ParamsError, TrainingError
+from unsupervised_mnist.models.checkpoint import load_checkpoint
+from unsupervised_mnist.models.registry import parse_params, spec
 from unsupervised_mnist.training.train import Outputs, train_model
 
 # The default recipes, shorter: every phase of them (the AE's clustering code, the GAN's encoder epochs) runs.
@@ -17,14 +17,14 @@ FAST = {"ae.epochs": 2, "ae.dec.epochs": 1, "vae.epochs": 2, "gan.epochs": 2, "g
         "train.threads": 2}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def prepared(tiny_prepared):
     """Prepared tiny data (1,000 mnist5k images), made once by the real stages (conftest.py)."""
     return tiny_prepared / "data/prepared"
 
 
 def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
-    params = parse_params(params_with({"data.subset_fraction": 0.2, **FAST, **(overrides or {})}))
+    params = parse({"data.subset_fraction": 0.2, **FAST, **(overrides or {})})
     outputs = Outputs.for_model(name, tmp_path)
     trained = train_model(name, params, prepared_dir=prepared, outputs=outputs,
                           checkpoint_dir=tmp_path / ".checkpoints", on_epoch=on_epoch)
@@ -32,11 +32,30 @@ def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
     return trained.history, outputs
 
 
+def state_dicts_equal(a, b):
+    a, b = (torch.load(path, weights_only=True)["state_dict"] for path in (a, b))
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# Long enough to have learnt something (about 140 steps), short enough for the suite (a second or two each).
+LEARNT = {"train.batch_size": 32, "gan.batch_size": 32, **{f"{m}.epochs": 6 for m in MODELS}}
+
+
+@pytest.fixture(scope="module")
+def trained(prepared, tmp_path_factory):
+    """Every model of params.yaml's list, trained through every phase, once for this module."""
+    root = tmp_path_factory.mktemp("trained")
+    return {name: load_checkpoint(train(name, prepared, root / name, LEARNT)[1].model) for name in MODELS}
+
+
 def test_ae_validation_mse_halves(prepared, tmp_path):
     history, outputs = train("ae", prepared, tmp_path, {"ae.epochs": 8, "train.batch_size": 32})
     assert history[-1]["val/recon_mse"] < 0.5 * history[0]["val/recon_mse"]
     assert outputs.model.is_file() and outputs.metrics.is_file() and outputs.curves.is_file()
-    assert outputs.curves.read_text().splitlines()[0] == "epoch,train_loss,train_kl,val_loss,val_recon_mse"
+    curves = outputs.curves.read_text().splitlines()  # long form: a row per epoch, split and loss
+    assert curves[0] == "epoch,split,loss,value" and len(curves) == 1 + 9 * 4  # 8 + 1 DEC epochs, 4 losses each
+    assert {tuple(line.split(",")[1:3]) for line in curves[1:]} == {("train", "loss"), ("train", "kl"),
+                                                                    ("val", "loss"), ("val", "recon_mse")}
     assert not list((tmp_path / ".checkpoints").iterdir())  # removed once training finished
 
 
@@ -47,35 +66,70 @@ def test_vae_validation_loss_falls(prepared, tmp_path):
     assert 80 < losses[-1] < 300  # negative ELBO per image, in nats: the range pytorch/examples reaches
 
 
-@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp"])
-def test_gan_stays_finite_and_samples_vary(prepared, tmp_path, loss):
-    history, outputs = train("gan", prepared, tmp_path, {"gan.loss": loss, "gan.epochs": 3})
-    for row in history:
-        assert all(torch.isfinite(torch.tensor(v)) for v in row.values())
-    model = load_checkpoint(outputs.model)
-    with torch.no_grad():
-        samples = model.sample(64, torch.Generator().manual_seed(0))
-    # Not collapsed to one image: pixels differ across samples.
-    assert samples.std(dim=0).mean().item() > 0.05
+@pytest.mark.parametrize("name", MODELS)
+def test_trained_model_codes_and_reconstructs_what_it_is_given(trained, prepared, name):
+    """The interface on a trained model and real images: a code of latent_dim numbers that depends on the image,
+    a decoder that depends on the code, images in [0, 1], and a reconstruction that is neither the input given
+    back nor one image for all (an identity or a constant would pass a shape check)."""
+    from unsupervised_mnist.data.dataset import load_split
 
-
-@pytest.mark.parametrize("name", MODEL_NAMES)
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
-def test_interface_shapes_and_ranges(prepared, tmp_path, name, arch):
-    if name == "gan" and arch == "mlp":
-        pytest.skip("the GAN is convolutional only")
-    overrides = {f"{name}.epochs": 1} | ({} if name == "gan" else {f"{name}.arch": arch})
-    _, outputs = train(name, prepared, tmp_path, overrides)
-    model = load_checkpoint(outputs.model)
-    x = torch.rand(5, 1, 28, 28)
+    model, x = trained[name], load_split("val", prepared).clean[:16]
     with torch.no_grad():
         z = model.encode(x)
-        assert z.shape == (5, 10) and model.latent_dim == 10
-        y = model.decode(z)
-        assert y.shape == (5, 1, 28, 28) and 0 <= y.min() and y.max() <= 1
-        if name != "ae":
-            s = model.sample(3, torch.Generator().manual_seed(1))
-            assert s.shape == (3, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
+        assert z.shape == (16, model.latent_dim) and z.std(0).min() > 1e-3  # every code unit varies over images
+        recon = model.decode(z)
+        assert recon.shape == x.shape and 0 <= recon.min() and recon.max() <= 1
+        assert (recon - x).pow(2).mean() > 1e-4  # not the input handed back
+        assert recon.std(0).mean() > 0.05  # not one image for every input
+        moved = model.decode(z + torch.randn(z.shape, generator=torch.Generator().manual_seed(0)))
+        assert (moved - recon).abs().mean() > 0.01  # the decoder reads its code
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if hasattr(spec(m).network, "sample")])
+def test_generators_sample_as_many_different_images_as_asked(trained, name):
+    model = trained[name]
+    with torch.no_grad():
+        first = model.sample(64, torch.Generator().manual_seed(1))
+        again = model.sample(64, torch.Generator().manual_seed(1))
+        other = model.sample(64, torch.Generator().manual_seed(2))
+    assert first.shape == (64, 1, 28, 28) and 0 <= first.min() and first.max() <= 1
+    assert torch.equal(first, again)  # the same draws, the same images
+    assert first.std(dim=0).mean() > 0.05 and (first - other).abs().mean() > 0.05  # the images follow the draws
+
+
+@pytest.mark.parametrize("loss", ["ns", "hinge", "wgan-gp"])
+def test_gan_learns_under_each_loss(prepared, tmp_path, loss):
+    """Each adversarial loss trains: losses stay finite, the discriminator scores real images above the
+    generator's, and the encoder (its own epoch, after the GAN) inverts the generator better than guessing 0."""
+    from unsupervised_mnist.data.dataset import load_split
+
+    history, outputs = train("gan", prepared, tmp_path, {"gan.loss": loss, "gan.epochs": 3})
+    assert all(torch.isfinite(torch.tensor(v)) for row in history for v in row.values())
+    model, real = load_checkpoint(outputs.model), load_split("val", prepared).clean
+    z = torch.randn((len(real), model.latent_dim), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fake = model.decode(z)
+        assert model.discriminator(real).mean() > model.discriminator(fake).mean()
+        assert (model.encode(fake) - z).pow(2).mean() < z.pow(2).mean()
+
+
+def test_a_gan_with_an_mlp_is_refused_in_one_line():
+    """The GAN is convolutional only: asking for another architecture names the key and what is allowed."""
+    params = params_with({})
+    params["gan"]["arch"] = "mlp"
+    with pytest.raises(ParamsError, match=r"^params.yaml: unknown key gan.arch \(allowed: loss, channels, "):
+        parse_params(params)
+
+
+@pytest.mark.parametrize("name", [m for m in MODELS if "arch" in spec(m).rules])
+def test_stacked_mlp_variant_trains(prepared, tmp_path, name):
+    """The stacked (MLP) variant of each model that has one: trains, codes, decodes."""
+    history, outputs = train(name, prepared, tmp_path, {f"{name}.arch": "mlp", f"{name}.epochs": 1})
+    model = load_checkpoint(outputs.model)
+    assert isinstance(model.encoder[1], torch.nn.Linear)  # after the Flatten: a stacked MLP, not convolutions
+    with torch.no_grad():
+        assert model.decode(model.encode(torch.rand(3, 1, 28, 28))).shape == (3, 1, 28, 28)
+    assert history[-1]["val/recon_mse"] < 0.1
 
 
 def test_nan_loss_stops_with_message_and_keeps_model(prepared, tmp_path):
@@ -125,10 +179,7 @@ def test_resume_after_kill_matches_uninterrupted(prepared, tmp_path, name, kille
                              on_epoch=lambda row: epochs_seen.append(row["epoch"]))
     assert epochs_seen == list(range(killed_after + 1, 5))  # the epochs before came from the checkpoint
     assert [row["epoch"] for row in history] == [1, 2, 3, 4]
-    a = torch.load(whole.model, weights_only=True)["state_dict"]
-    b = torch.load(resumed.model, weights_only=True)["state_dict"]
-    assert a.keys() == b.keys()
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert state_dicts_equal(whole.model, resumed.model)
     assert whole.metrics.read_bytes() == resumed.metrics.read_bytes()
 
 
@@ -140,18 +191,16 @@ def test_second_phases_are_byte_identical_across_runs_and_leave_the_first_alone(
     overrides = {**PHASES[name], "ae.dec.init": "umap"}
     _, first = train(name, prepared, tmp_path / "a", overrides)
     _, second = train(name, prepared, tmp_path / "b", overrides)
-    a = torch.load(first.model, weights_only=True)["state_dict"]
-    b = torch.load(second.model, weights_only=True)["state_dict"]
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert state_dicts_equal(first.model, second.model)
     assert first.curves.read_bytes() == second.curves.read_bytes()
+    a = torch.load(first.model, weights_only=True)["state_dict"]
     if name == "ae":
         assert not torch.equal(a["cluster_encoder.0.weight"], a["encoder.0.weight"])  # DEC moved the copy
         _, plain = train(name, prepared, tmp_path / "c", {**overrides, "ae.dec.epochs": 0})
         c = torch.load(plain.model, weights_only=True)["state_dict"]
         assert all(torch.equal(a[k], c[k]) for k in c)  # the denoiser is the one trained without a clustering code
     else:
-        gan = load_checkpoint(first.model)
-        assert all(torch.isfinite(t).all() for t in gan.state_dict().values())
+        assert all(torch.isfinite(t).all() for t in a.values())
 
 
 def test_augmented_training_is_byte_identical_across_runs(prepared, tmp_path):
@@ -162,9 +211,7 @@ def test_augmented_training_is_byte_identical_across_runs(prepared, tmp_path):
     _, plain = train("ae", prepared, tmp_path / "c", {"ae.augment": {"shift": 0.0, "rotate": 0.0}})
     assert first.metrics.read_bytes() == second.metrics.read_bytes()
     assert first.curves.read_bytes() == second.curves.read_bytes()
-    a = torch.load(first.model, weights_only=True)["state_dict"]
-    b = torch.load(second.model, weights_only=True)["state_dict"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert state_dicts_equal(first.model, second.model)
     assert first.curves.read_bytes() != plain.curves.read_bytes()  # the augmentation did change training
 
 

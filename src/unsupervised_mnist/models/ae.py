@@ -43,10 +43,6 @@ class AutoEncoder(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.decoder(z))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The training pass: image -> logits of its reconstruction."""
-        return self.decoder(self.encoder(x))
-
     def second_codes(self) -> dict[str, tuple]:
         """The clustering code, when there is one: (how to compute it, the labelled splits it is scored on)."""
         return {"dec_": (self.cluster_encoder, ("val", "test"))} if hasattr(self, "cluster_encoder") else {}
@@ -55,12 +51,25 @@ class AutoEncoder(nn.Module):
         return {"denoiser": Denoiser(self.encoder, self.decoder), "encoder": self.encoder}
 
 
+class Reconstruction(nn.Module):
+    """What the denoiser's epochs train: image -> (logits of its reconstruction, its code). The AE's own encoder
+    and decoder, without the clustering code, so that DDP and the optimizer see exactly the trained part."""
+
+    def __init__(self, ae: AutoEncoder):
+        super().__init__()
+        self.encoder, self.decoder = ae.encoder, ae.decoder
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.encoder(x)
+        return self.decoder(code), code
+
+
 class AEObjective(Objective):
     """The denoiser's epochs, then (with ae.dec.epochs) the clustering code's."""
 
     def __init__(self, model: AutoEncoder, params: Params, section: Section, device: torch.device):
         self.dec, self.seed, self.loss_kind = section.dec, params.seed, section.loss
-        parts = {"ae": nn.Sequential(model.encoder, model.decoder)}  # the denoiser: the AE's own forward
+        parts = {"ae": Reconstruction(model)}
         if self.dec.epochs:
             parts["dec"] = ClusteringCode(model.cluster_encoder, model.centres)
             self.umap = params.evaluate  # the start's UMAP settings: the evaluation's (evaluate.umap_*)
@@ -85,10 +94,14 @@ class AEObjective(Objective):
             return per_image.add(LOG_MSE_EPS).log().mean()
         return per_image.mean()
 
+    def code_loss(self, code: torch.Tensor) -> torch.Tensor | float:
+        """A term on the code itself: none here; a variant's own loss term (sparsity, contraction) goes here."""
+        return 0.0
+
     def loss(self, net: nn.Module, clean: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
         with self.amp():
-            logits = net(noisy if self.denoising else clean)
-        return self.recon_loss(logits.float(), clean)  # in fp32, outside autocast
+            logits, code = net(noisy if self.denoising else clean)
+        return self.recon_loss(logits.float(), clean) + self.code_loss(code.float())  # in fp32, outside autocast
 
     @torch.no_grad()
     def start_epoch(self, epoch, epochs, train_clean):
@@ -128,7 +141,7 @@ class AEObjective(Objective):
         return {"loss": zero if self.clustering else loss.detach(), "kl": loss.detach() if self.clustering else zero}
 
     def val_losses(self, clean, noisy, generator, rows):
-        return {"loss": self.loss(self.model, clean, noisy), "recon_mse": recon_mse(self.model, noisy, clean)}
+        return {"loss": self.loss(self.parts["ae"], clean, noisy), "recon_mse": recon_mse(self.model, noisy, clean)}
 
 
 def ae_config(params: Params, section: Section) -> dict:
@@ -137,11 +150,10 @@ def ae_config(params: Params, section: Section) -> dict:
     return config | ({"clusters": section.dec.clusters} if section.dec.epochs else {})
 
 
-register(ModelSpec(
-    name="ae", network=AutoEncoder, config=ae_config, objective=AEObjective,
-    gate=Gate("test/psnr_db", "max"),  # denoising PSNR on the test split
-    rules={**CODER, "denoising": Rule(bool), "weight_decay": between(float, 0.0, 1.0),
-           "loss": one_of("bce", "mse", "log_mse"), **TRAINING,
-           "dec.epochs": COUNT, "dec.clusters": between(int, 2, 1000), "dec.init": one_of("kmeans", "umap"),
-           "dec.lr": RATE, "dec.recon_weight": between(float, 0.0, 1000.0)},
-))
+AE_RULES = {**CODER, "denoising": Rule(bool), "weight_decay": between(float, 0.0, 1.0),
+            "loss": one_of("bce", "mse", "log_mse"), **TRAINING,
+            "dec.epochs": COUNT, "dec.clusters": between(int, 2, 1000), "dec.init": one_of("kmeans", "umap"),
+            "dec.lr": RATE, "dec.recon_weight": between(float, 0.0, 1000.0)}
+
+register(ModelSpec(name="ae", network=AutoEncoder, config=ae_config, objective=AEObjective, rules=AE_RULES,
+                   gate=Gate("test/psnr_db", "max")))  # denoising PSNR on the test split
