@@ -16,11 +16,11 @@ help:  ## list the targets
 pipeline: install  ## create the venv, install, run the whole pipeline (dvc repro)
 	dvc repro
 
-test: install  ## run the test suite
-	pytest -q
+test: install  ## run the test suite, a worker per core (pytest-xdist)
+	pytest -q -n auto --dist loadgroup
 
 test-fast: install  ## the tests that need no whole pipeline run (pytest -m "not slow"): the inner loop
-	pytest -q -m "not slow"
+	pytest -q -n auto --dist loadgroup -m "not slow"
 
 install: $(VENV)/.installed  ## create .venv and pip install -e ".[dev,bench]" at exactly the versions of constraints.txt
 

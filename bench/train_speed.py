@@ -10,7 +10,7 @@ Measured as a benchmark harness does: a warm-up of each variant, then `--rounds`
 turn (conventional, engine fp32, engine at train.precision auto, again...), medians of the images/s and of
 the rounds' ratios, so that a drift of the machine's speed lands on every variant alike.
 
-    python bench/train_speed.py [--rounds 3] [--device auto] [--data PATH]
+    python bench/train_speed.py [--rounds 3] [--device auto] [--data PATH] [--limit N]
 """
 
 from __future__ import annotations
@@ -119,11 +119,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="epochs of each variant, taken in turn")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--data", default=None, help="folder of IDX files (default: Debian's Fashion-MNIST)")
+    parser.add_argument("--limit", type=int, default=None, help="the first N images only (a quick check)")
     args = parser.parse_args()
     params = load_params()
     device = select_device(args.device)
     make_deterministic(device, params.train.threads)
     images, labels, origin = load_images(args.data)
+    images, labels = images[: args.limit], labels[: args.limit]
     print(f"data: {len(images)} images from {origin}; device: {device}; threads: {torch.get_num_threads()}")
 
     gen = torch.Generator(device=device).manual_seed(0)
@@ -176,12 +178,14 @@ def main() -> None:
 
     auto = resolve_precision("auto", device)
     print(f"\n{'model':<22}{'conventional':>14}{'engine fp32':>13}{'ratio':>7}{f'engine {auto}':>13}{'ratio':>7}"
-          f"   (images/s, median of {args.rounds} epochs each, taken in turn; ratio: median of the rounds' ratios)")
+          f"{'epoch s':>9}   (images/s, median of {args.rounds} epochs each, taken in turn; ratio: median of the "
+          f"rounds' ratios; epoch s: one epoch of the {len(images)} images, engine at {auto})")
     for name, speeds in rows:
         base = speeds["conventional"]
         ratio = {p: statistics.median(e / b for e, b in zip(speeds[p], base)) for p in ("fp32", "auto")}
         print(f"{name:<22}{statistics.median(base):>14.0f}{statistics.median(speeds['fp32']):>13.0f}"
-              f"{ratio['fp32']:>7.2f}{statistics.median(speeds['auto']):>13.0f}{ratio['auto']:>7.2f}")
+              f"{ratio['fp32']:>7.2f}{statistics.median(speeds['auto']):>13.0f}{ratio['auto']:>7.2f}"
+              f"{len(images) / statistics.median(speeds['auto']):>9.2f}")
 
 
 if __name__ == "__main__":

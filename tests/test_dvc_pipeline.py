@@ -25,6 +25,8 @@ from helpers import (
 )
 
 pytestmark = pytest.mark.slow
+# DVC locks a repository while it works in it: the tests that run it in the shared project itself share a worker.
+IN_PLACE = pytest.mark.xdist_group("dvc-in-tiny-repo")
 
 
 @pytest.fixture
@@ -32,6 +34,7 @@ def repo(tiny_repo):
     return tiny_repo
 
 
+@IN_PLACE
 def test_repro_writes_outputs_and_is_up_to_date(repo):
     per_model = [f"{folder}/{m}.{ext}" for m in MODELS for folder, ext in (("models", "pt"), ("plots/train", "csv"))]
     for name in ("data/prepared/train.npz", "metrics/data.json", "plots/data/noisy_examples.png",
@@ -155,6 +158,7 @@ def test_metric_keys_are_shared_across_representations(repo):
     assert "test/dfeat_kmeans_acc" in keys["gan"]
 
 
+@IN_PLACE
 def test_dvc_metrics_show_fits_a_terminal(repo):
     """About 30 shared columns, and three per model (its registry decision): the budget grows with the list."""
     header = dvc(repo, "metrics", "show", "--md").stdout.splitlines()[0]
@@ -168,6 +172,7 @@ def test_dvc_metrics_show_fits_a_terminal(repo):
     assert not [c for c in columns if "class_share" in c or "per_class" in c or "reason" in c or "task" in c]
 
 
+@IN_PLACE
 def test_dvc_plots_show_renders_each_defined_plot_once(repo):
     """Each model's losses (the `losses` template: a small chart per loss), each representation's figures."""
     shown = json.loads(dvc(repo, "plots", "show", "--json").stdout)

@@ -56,9 +56,10 @@ def _cpu_flags() -> frozenset[str]:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """bf16 matrix units: any recent CUDA GPU, or a CPU with AMX / AVX512-BF16."""
+    """bf16 matrix units: a CUDA GPU that has them (Ampere and later; a T4 or V100 only emulates bf16, slower
+    than fp32), or a CPU with AMX / AVX512-BF16."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return bool(BF16_CPU_FLAGS & _cpu_flags())
 
 

@@ -63,12 +63,22 @@ def teardown(world: World) -> None:
         dist.destroy_process_group()
 
 
+def synchronised_batch_norm(module: nn.Module) -> nn.Module:
+    """`module` with its batch-norm layers computing each step's statistics over every rank's share of the batch
+    (SyncBatchNorm), as one process would over the whole batch; the running statistics then agree on every rank.
+    Layers are swapped in place, their parameters and buffers kept: optimizers and state_dict keys still hold."""
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
 def wrap(module: nn.Module, world: World) -> nn.Module:
-    """DistributedDataParallel around `module` under torchrun: it averages the gradients over the
-    ranks during backward; otherwise the module itself."""
+    """DistributedDataParallel around `module` under torchrun: it averages the gradients over the ranks during
+    backward; on GPUs (NCCL) its batch norm is synchronised first. On the CPU (gloo) SyncBatchNorm does not run:
+    each rank normalises by its own share of the batch (docs/scale-out.md). Outside torchrun: the module itself."""
     if not world.distributed:
         return module
     device = next(module.parameters()).device
+    if device.type == "cuda":
+        module = synchronised_batch_norm(module)
     return nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
 
 
