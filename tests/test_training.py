@@ -13,8 +13,7 @@ from unsupervised_mnist.models.registry import parse_params, spec
 from unsupervised_mnist.training.train import Outputs, train_model
 
 # The default recipes, shorter: every phase of them (the AE's clustering code, the GAN's encoder epochs) runs.
-FAST = {"ae.epochs": 2, "ae.dec.epochs": 1, "vae.epochs": 2, "gan.epochs": 2, "gan.encoder_epochs": 1,
-        "train.threads": 2}
+FAST = {"ae.epochs": 2, "ae.dec.epochs": 1, "vae.epochs": 2, "gan.epochs": 2, "gan.encoder_epochs": 1}
 
 
 @pytest.fixture(scope="module")
