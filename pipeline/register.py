@@ -13,8 +13,9 @@ from unsupervised_mnist.evaluation.baselines import BASELINES
 from unsupervised_mnist.io import read_json, write_json
 from unsupervised_mnist.models.checkpoint import load_checkpoint
 from unsupervised_mnist.models.registry import load_params, spec
+from unsupervised_mnist.tracking.context import data_checksum, git_state
 from unsupervised_mnist.tracking.registry import ModelToRegister, gate_report, register_model
-from unsupervised_mnist.tracking.runs import connect, data_checksum, git_state, is_enabled, log_evaluations
+from unsupervised_mnist.tracking.runs import connect, is_enabled, log_evaluations
 from unsupervised_mnist.tracking.task import task_for
 
 REPORT = Path("metrics/register.json")  # every decision, in full (an output: strings are no metrics)

@@ -10,7 +10,8 @@ from helpers import ENV, git, params_with, run_stage, write_params
 
 from unsupervised_mnist.io import save_npz
 from unsupervised_mnist.models.registry import parse_params
-from unsupervised_mnist.tracking.runs import TrackingError, connect, git_state, tracking_uri, workspace_root
+from unsupervised_mnist.tracking.context import git_state
+from unsupervised_mnist.tracking.runs import TrackingError, connect, tracking_uri, workspace_root
 from unsupervised_mnist.tracking.task import task_for
 
 

@@ -44,6 +44,14 @@ def train(name, prepared, tmp_path, overrides=None, on_epoch=None):
     return trained.history, outputs
 
 
+@pytest.fixture
+def checkpoint_every_epoch(monkeypatch):
+    """A resumable checkpoint after every epoch (the engine writes one every CHECKPOINT_EVERY_S otherwise)."""
+    from unsupervised_mnist.training import engine
+
+    monkeypatch.setattr(engine, "CHECKPOINT_EVERY_S", 0.0)
+
+
 def state_dicts_equal(a, b):
     a, b = (torch.load(path, weights_only=True)["state_dict"] for path in (a, b))
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -60,7 +68,7 @@ def trained(prepared, tmp_path_factory):
     return {name: load_checkpoint(train(name, prepared, root / name, LEARNT)[1].model) for name in MODELS}
 
 
-def test_ae_validation_mse_halves(prepared, tmp_path):
+def test_ae_validation_mse_halves(prepared, tmp_path, checkpoint_every_epoch):
     history, outputs = train("ae", prepared, tmp_path, {"ae.epochs": 8, "train.batch_size": 32})
     assert history[-1]["val/recon_mse"] < 0.5 * history[0]["val/recon_mse"]
     assert outputs.model.is_file() and outputs.metrics.is_file() and outputs.curves.is_file()
@@ -68,7 +76,7 @@ def test_ae_validation_mse_halves(prepared, tmp_path):
     assert curves[0] == "epoch,split,loss,value" and len(curves) == 1 + 9 * 4  # 8 + 1 DEC epochs, 4 losses each
     assert {tuple(line.split(",")[1:3]) for line in curves[1:]} == {("train", "loss"), ("train", "kl"),
                                                                     ("val", "loss"), ("val", "recon_mse")}
-    assert not list((tmp_path / ".checkpoints").iterdir())  # removed once training finished
+    assert not list((tmp_path / ".checkpoints").iterdir())  # written during training, removed once it finished
 
 
 def test_vae_validation_loss_falls(prepared, tmp_path):
@@ -166,6 +174,7 @@ class Killed(Exception):
     """Stands for the process dying right after an epoch was checkpointed."""
 
 
+
 def kill_after(epoch):
     def on_epoch(row):
         if row["epoch"] == epoch:
@@ -180,7 +189,7 @@ PHASES = {"ae": {"ae.epochs": 2, "ae.dec.epochs": 2}, "gan": {"gan.epochs": 2, "
 
 @pytest.mark.parametrize("killed_after", [2, 3])  # at the end of the first phase; inside the second
 @pytest.mark.parametrize("name", ["ae", "gan"])
-def test_resume_after_kill_matches_uninterrupted(few, tmp_path, name, killed_after):
+def test_resume_after_kill_matches_uninterrupted(few, tmp_path, name, killed_after, checkpoint_every_epoch):
     overrides = PHASES[name]
     _, whole = train(name, few, tmp_path / "whole", overrides)
     with pytest.raises(Killed):

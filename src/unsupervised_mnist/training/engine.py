@@ -6,8 +6,9 @@ Per epoch: a permutation, a fresh draw of augmentation and of training noise, ea
 exactly what an uninterrupted one would have done. Losses are summed on the device; the first step
 with a non-finite loss is recorded there too, and everything is read in one transfer at the end of
 the epoch. The learning rate follows a torch.optim.lr_scheduler (warm-up, then constant or cosine) stepped
-after every update. A checkpoint (model, optimizers, schedules, history) is written atomically after every
-epoch.
+after every update. A checkpoint (model, optimizers, schedules, history) is written atomically after an epoch
+once CHECKPOINT_EVERY_S have passed since the last: a kill loses at most that much work, and a short epoch does
+not pay for writing tens of megabytes.
 
 Data parallelism (torchrun, see distributed.py): each rank takes a disjoint, equal-sized shard of
 every permutation, in steps of `batch_size / world_size` images, so a step still sees `batch_size`
@@ -34,6 +35,7 @@ from unsupervised_mnist.seeding import torch_generator
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS, World, max_over_ranks, mean_over_ranks, wrap
 
 VAL_BATCH = 1000
+CHECKPOINT_EVERY_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,7 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
         spec: FitSpec, *, on_epoch: Callable[[dict[str, float]], None] | None = None,
         log: Callable[[str], None] = print) -> FitResult:
     """Train up to spec.epochs (resuming from spec.checkpoint); `on_epoch` gets each epoch's row as soon
-    as that epoch is checkpointed (live tracking). Under torchrun the objective's parts train through DDP."""
+    as that epoch is done (live tracking). Under torchrun the objective's parts train through DDP."""
     objective.nets = {name: wrap(part, spec.world) for name, part in objective.parts.items()}
     lr_schedules = schedules(objective, spec, steps_per_epoch(len(train_clean), spec))
     first, history = _load_state(spec, objective, lr_schedules)
@@ -182,6 +184,7 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
         log(f"{spec.name}: resuming from {spec.checkpoint} after epoch {first - 1}")
     objective.model.train()
     progress = Progress(spec.name, spec.epochs, done=first - 1, unit="epoch") if spec.world.is_main else None
+    saved = time.perf_counter()
     for epoch in range(first, spec.epochs + 1):
         started = time.perf_counter()
         train_means, bad_step = run_epoch(objective, train_clean, spec, epoch, lr_schedules)
@@ -198,7 +201,9 @@ def fit(objective: Objective, train_clean: torch.Tensor, val_clean: torch.Tensor
             )
         row = {"epoch": epoch, **{k: round(v, 6) for k, v in zip(keys, values[1:])}}
         result.history.append(row)
-        _save_state(spec, objective, lr_schedules, epoch, result.history)
+        if time.perf_counter() - saved >= CHECKPOINT_EVERY_S and epoch < spec.epochs:
+            _save_state(spec, objective, lr_schedules, epoch, result.history)
+            saved = time.perf_counter()
         result.seconds.append(time.perf_counter() - started)
         if progress is not None:
             progress.step("  ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
