@@ -24,11 +24,12 @@ if [ "${1:-}" = "--wheels" ]; then  # here, with pip and PyPI: the packages the 
 fi
 
 data=$(cd "${1:-$repo/.gpu-data}" && pwd)
+site=${GPU_SITE:-/tmp/site}
 if ls "$repo"/.whl/*.whl >/dev/null 2>&1; then  # offline, into a folder of their own: the image is left as it is
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$site" \
     "$repo"/.whl/*.whl
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+if [ -d "$site" ]; then export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"; fi
 export PYTHONPATH="$repo/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 UMNIST_MLFLOW=off
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -53,10 +54,16 @@ if [ -n "${SMOKE:-}" ]; then
 else
   python3 "$repo/bench/run_pipeline.py" "$work/pipeline" ${EXTRA:-}
 fi
-cat "$work/pipeline/reports/summary.md" | sed -n '/^| representation/,/^$/p'
 python3 - "$work/pipeline" <<'PY'
-import json, pathlib, sys
+import csv, json, pathlib, sys
 folder = pathlib.Path(sys.argv[1])
+with open(folder / "reports/summary.csv") as handle:  # the quality rows
+    rows = list(csv.DictReader(handle))
+columns = ["representation", "denoise PSNR dB", "k-means ACC", "manifold ACC", "FID (lower)", "classifier score",
+           "-IWAE nats (lower)"]
+print("   " + " | ".join(columns))
+for row in rows:
+    print("   " + " | ".join(row.get(c, "") or "-" for c in columns))
 for path in sorted((folder / "reports/timings").glob("*.json")):
     t = json.loads(path.read_text())
     extra = f"  {t['images_per_s']:.0f} images/s, {t['precision']}" if "images_per_s" in t else ""

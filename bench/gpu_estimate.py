@@ -14,6 +14,7 @@ at the seconds they take here (their CPU work is the same there).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import time
@@ -52,17 +53,24 @@ def model_phases(params) -> list[tuple[str, int, int, float, float]]:
             if last < first:
                 continue
             objective.start_epoch(last, epochs, images)
-            one = torch.arange(1)
-
-            def step(objective=objective):
-                objective.train_step(images[:1], images[:1], rng, one)
-
+            step = functools.partial(objective.train_step, images[:1], images[:1], rng, torch.arange(1))
             with FlopCounterMode(display=False) as counter:
                 objective.train_step(images[:batch], images[:batch], rng, torch.arange(batch))
             steps = (last - first + 1) * math.ceil(TRAIN_IMAGES / batch)
             rows.append((f"{name} epochs {first}-{last}", steps, batch, host_step_seconds(step),
                          counter.get_total_flops() / batch))
     return rows
+
+
+def evaluator_host_step(params) -> float:
+    from unsupervised_mnist.models.classifier import Classifier, ClassifierObjective
+
+    p = params.classifier
+    model = Classifier(tuple(p.channels), p.dropout)
+    objective = ClassifierObjective(model, torch.zeros(1, dtype=torch.long), torch.zeros(1, dtype=torch.long), p,
+                                    torch.device("cpu"), "fp32")
+    image = torch.rand(1, 1, 28, 28)
+    return host_step_seconds(functools.partial(objective.train_step, image, image, None, torch.zeros(1).long()))
 
 
 def main() -> None:
@@ -72,18 +80,23 @@ def main() -> None:
     args = parser.parse_args()
     params = parse_params(yaml.safe_load(open("params.yaml")) | {}, "params.yaml")
     torch.set_num_threads(1)
-    total, stages = 0.0, 0
+    total = 0.0
     print(f"{'phase':<22}{'steps':>7}{'batch':>6}{'host ms/step':>14}{'GPU s':>8}")
-    for label, steps, batch, host, flop in model_phases(params):
+    phases = model_phases(params)
+    for label, steps, batch, host, flop in phases:
         seconds = steps * max(host, batch * flop / (args.tflops * 1e12))
         total += seconds
         print(f"{label:<22}{steps:>7}{batch:>6}{1000 * host:>14.2f}{seconds:>8.1f}")
     classifier_steps = params.classifier.epochs * math.ceil(TRAIN_IMAGES / params.train.batch_size)
-    total += classifier_steps * 0.004  # the evaluator: a two-block CNN, about as many launches as the AE's step
+    total += classifier_steps * evaluator_host_step(params)
     stages = 12  # check, data, prepare, the trainings, classifier, the evaluations, baselines, report
     cpu_side = {"evaluation and baselines (UMAP, k-means on the CPU)": 45.0, "data stages": 5.0,
                 "start-ups": stages * args.startup}
-    speed = 3 * (1 + 3) * math.ceil(FULL_SIZE / 128) * 0.006 + 3 * 20  # 3 variants x (warm-up + 3 rounds)
+    # train_speed.py: 2 models x 3 rounds x (a DataLoader epoch: ToTensor of every image, about 60 us each on the
+    # host, and its steps; two engine epochs), at batch 128, steps at the AE's host time.
+    ae_host = phases[0][3]
+    steps = math.ceil(FULL_SIZE / 128)
+    speed = 2 * 3 * (FULL_SIZE * 60e-6 + 3 * steps * ae_host) + 2 * 3 * 20 * ae_host
     estimate = {"train_speed.py (full-size, 3 variants)": speed, "the pipeline's training": total, **cpu_side,
                 "torchrun rerun of one model": total / len(params.models) + args.startup}
     print(json.dumps({k: round(v, 1) for k, v in estimate.items()}, indent=2))

@@ -28,6 +28,7 @@ from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.train import global_batch
 
 N_IMAGES = 3600  # the default training split's size
+MEMORY_FORMAT = [torch.contiguous_format]  # --memory-format channels_last: the convolutions' weights so
 
 
 def gemm_peak(device: torch.device, precision: str) -> float:
@@ -70,7 +71,7 @@ def model_steps(params, device) -> dict[str, tuple[int, Callable[[], None]]]:
         section = params.model(name)
         torch.manual_seed(0)
         model, _ = build(name, params)
-        objective = spec(name).objective(model.to(device), params, section, device)
+        objective = spec(name).objective(model.to(device, memory_format=MEMORY_FORMAT[0]), params, section, device)
         model.train()
         batch = global_batch(section, params, SINGLE_PROCESS)
         epochs = spec(name).objective.total_epochs(section)
@@ -96,7 +97,7 @@ def evaluator_step(params, device, precision):
     images = torch.rand((N_IMAGES, 1, 28, 28), device=device)
     labels = torch.randint(0, 10, (N_IMAGES,), device=device)
     torch.manual_seed(0)
-    model = Classifier(tuple(p.channels), p.dropout).to(device).train()
+    model = Classifier(tuple(p.channels), p.dropout).to(device, memory_format=MEMORY_FORMAT[0]).train()
     objective = ClassifierObjective(model, labels, labels, p, device, precision)
     batch = params.train.batch_size
 
@@ -111,9 +112,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--precision", default=None, help="train.precision (default: params.yaml's)")
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--memory-format", choices=("contiguous", "channels_last"), default="contiguous",
+                        help="the models' memory format (the pipeline trains in channels_last)")
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    MEMORY_FORMAT[0] = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     overrides = [*args.set, *([f"train.precision={args.precision}"] if args.precision else []), "ae.dec.init=kmeans"]
     params = parse_params(set_overrides(yaml.safe_load(open(args.params)), overrides), "overrides")
     device = select_device(params.train.device)

@@ -22,10 +22,10 @@ out="$repo/bench/results/quality-$label.md"
 mkdir -p "$repo/bench/results"
 
 start=$(date +%s)
-python "$repo/bench/run_pipeline.py" "$work" --profile "$repo/profiles/full-size.yaml" \
+python3 "$repo/bench/run_pipeline.py" "$work" --profile "$repo/profiles/full-size.yaml" \
   ${data:+-S data.source=idx -S "data.path=$data"} "$@"
 wall=$(( $(date +%s) - start ))
-device=$(python -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')")
+device=$(python3 -c "import torch; print(torch.cuda.get_device_name() if torch.cuda.is_available() else 'CPU')")
 
 cd "$work"
 {
@@ -35,7 +35,7 @@ cd "$work"
   echo
   echo "Test split (reports/summary.csv of the run):"
   echo
-  python - <<'PY'
+  python3 - <<'PY'
 import csv, json
 rows = list(csv.reader(open("reports/summary.csv")))
 print("| " + " | ".join(rows[0]) + " |")
@@ -49,7 +49,7 @@ PY
   echo
   echo "Validation split (selection):"
   echo
-  python - <<'PY'
+  python3 - <<'PY'
 import json, pathlib
 keys = ("val/psnr_db", "val/kmeans_acc", "val/manifold_acc", "val/fid", "val/classifier_score", "val/iwae_nll")
 print("| representation | " + " | ".join(keys) + " |")

@@ -14,11 +14,11 @@ seeds=${SEEDS:-1 2 3}
 start=$(date +%s)
 for seed in $seeds; do
   echo "== seed $seed"
-  python "$repo/bench/run_pipeline.py" "$work/seed-$seed" -S "seed=$seed" "$@"
+  python3 "$repo/bench/run_pipeline.py" "$work/seed-$seed" -S "seed=$seed" "$@"
 done
 wall=$(( $(date +%s) - start ))
 mkdir -p "$repo/bench/results"
-python - "$wall" "$*" "$work"/seed-* > "$repo/bench/results/seeds.md" <<'PY'
+python3 - "$wall" "$*" "$work"/seed-* > "$repo/bench/results/seeds.md" <<'PY'
 import json, statistics, sys
 from pathlib import Path
 
