@@ -25,6 +25,7 @@ from unsupervised_mnist.device import make_deterministic, resolve_precision, sel
 from unsupervised_mnist.models.classifier import Classifier, ClassifierObjective
 from unsupervised_mnist.models.registry import build, parse_params, spec
 from unsupervised_mnist.overrides import set_overrides
+from unsupervised_mnist.stage import keep_freed_memory
 from unsupervised_mnist.training.distributed import SINGLE_PROCESS
 from unsupervised_mnist.training.train import global_batch
 
@@ -124,6 +125,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
+    keep_freed_memory()  # as every stage process does
     MEMORY_FORMAT[0] = torch.channels_last if args.memory_format == "channels_last" else torch.contiguous_format
     overrides = [*args.set, *([f"train.precision={args.precision}"] if args.precision else []), "ae.dec.init=kmeans"]
     params = parse_params(set_overrides(yaml.safe_load(open(args.params)), overrides), "overrides")
