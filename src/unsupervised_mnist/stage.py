@@ -39,8 +39,8 @@ def keep_freed_memory() -> bool:
     """glibc hands every freed block over its mmap threshold back to the system, so a training step's
     multi-megabyte buffers (the AE's 6.4 MB fc weight gradients) are page-faulted in afresh every step: 10 % of
     the AE's step in torch.profiler (`fill_`). A fixed threshold at glibc's cap (32 MiB) and a high trim threshold
-    keep them in the heap for reuse: the AE's step runs about 25 % faster (bench/headroom.py); the others do not
-    change. Memory a stage frees is kept until it ends. False where the C library is not glibc."""
+    keep them in the heap for reuse: the AE's step runs 23-36 % faster (bench/headroom.py, fp32 and bf16); the
+    others do not change. Memory a stage frees is kept until it ends. False where the C library is not glibc."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
